@@ -37,6 +37,8 @@ struct ring {
         uint64_t mask;
         uint32_t max_record;
         unsigned flags;
+        char producer[RING_NAME_MAX + 1];       /* as validated at attach */
+        char consumer[RING_NAME_MAX + 1];
         char fname[RING_FNAME_MAX];
 
         /* Producer side. */
@@ -458,6 +460,8 @@ int ring_attach(struct ring **rp, int dirfd, const char *producer,
         r->max_record = page.h.max_record;
         r->flags = page.h.flags;
         r->resv = RESV_NONE;
+        snprintf(r->producer, sizeof(r->producer), "%s", producer);
+        snprintf(r->consumer, sizeof(r->consumer), "%s", consumer);
         snprintf(r->fname, sizeof(r->fname), "%s", fname);
 
         if (role != RING_OBSERVER) {
@@ -510,14 +514,15 @@ uint32_t ring_max_record(const struct ring *r)
         return r->max_record;
 }
 
+/* The names come from the validated copy: a peer may scribble over the shared header. */
 const char *ring_producer_name(const struct ring *r)
 {
-        return r->shm->producer;
+        return r->producer;
 }
 
 const char *ring_consumer_name(const struct ring *r)
 {
-        return r->shm->consumer;
+        return r->consumer;
 }
 
 void ring_heartbeat(struct ring *r)
@@ -932,8 +937,8 @@ int ring_stats(struct ring *r, struct ring_stats *st)
         int tries, err = 0, failed = r->failed;
 
         memset(st, 0, sizeof(*st));
-        snprintf(st->producer, sizeof(st->producer), "%.*s", RING_NAME_MAX, h->producer);
-        snprintf(st->consumer, sizeof(st->consumer), "%.*s", RING_NAME_MAX, h->consumer);
+        memcpy(st->producer, r->producer, sizeof(st->producer));
+        memcpy(st->consumer, r->consumer, sizeof(st->consumer));
         st->capacity = r->capacity;
         st->max_record = r->max_record;
         st->flags = r->flags;
