@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "cpu.h"
 #include "futex.h"
 #include "instance.h"
 #include "ring.h"
@@ -57,15 +58,6 @@ struct ring {
 
         char why[WHY_MAX];
 };
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ __volatile__("yield");
-#endif
-}
 
 /*
  * Counters in the header have one writer each, so a relaxed load and store

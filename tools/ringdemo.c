@@ -22,6 +22,7 @@
 #include "instance.h"
 #include "log.h"
 #include "ring.h"
+#include "units.h"
 #include "why.h"
 
 /*
@@ -88,44 +89,6 @@ static void usage(FILE *f)
 "Exit status: 0 stopped by a signal, 100 bad usage or an unusable existing\n"
 "ring, 111 a temporary failure (the ring is busy, a child died).\n",
                 INSTANCE_DEFAULT, DEFAULT_RATE);
-}
-
-/* Parses a decimal count with an optional binary K/M/G suffix into [min, max]. */
-static int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-        unsigned long long v;
-        char *end;
-        int shift = 0;
-
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0)
-                return -EINVAL;
-        switch (*end) {
-        case 'K': case 'k':
-                shift = 10;
-                end++;
-                break;
-        case 'M': case 'm':
-                shift = 20;
-                end++;
-                break;
-        case 'G': case 'g':
-                shift = 30;
-                end++;
-                break;
-        default:
-                break;
-        }
-        if (*end != '\0' || v > (ULLONG_MAX >> shift))
-                return -EINVAL;
-        v <<= shift;
-        if (v < min || v > max)
-                return -ERANGE;
-        *out = v;
-        return 0;
 }
 
 /*
@@ -540,19 +503,19 @@ static void parse_args(int argc, char **argv, struct demo_cfg *cfg)
                         cfg->instance = optarg;
                         break;
                 case OPT_RATE:
-                        if (parse_size(optarg, 1, MAX_RATE, &v) != 0)
+                        if (units_parse_size(optarg, 1, MAX_RATE, &v) != 0)
                                 fatalx(EXIT_PERMANENT, "--rate %s: expected 1 to %u records/s",
                                        optarg, MAX_RATE);
                         cfg->rate = (unsigned)v;
                         break;
                 case OPT_CONSUMER_RATE:
-                        if (parse_size(optarg, 0, MAX_RATE, &v) != 0)
+                        if (units_parse_size(optarg, 0, MAX_RATE, &v) != 0)
                                 fatalx(EXIT_PERMANENT, "--consumer-rate %s: expected 0 (no limit) "
                                        "to %u records/s", optarg, MAX_RATE);
                         cfg->consumer_rate = (unsigned)v;
                         break;
                 case OPT_CAPACITY:
-                        if (parse_size(optarg, RING_MIN_CAPACITY, RING_MAX_CAPACITY, &v) != 0 ||
+                        if (units_parse_size(optarg, RING_MIN_CAPACITY, RING_MAX_CAPACITY, &v) != 0 ||
                             (v & (v - 1)) != 0)
                                 fatalx(EXIT_PERMANENT, "--capacity %s: expected a power of two "
                                        "from %u to %u bytes", optarg, RING_MIN_CAPACITY,
