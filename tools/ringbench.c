@@ -42,7 +42,7 @@
 #define QUICK_RECORDS_64 10000000ull
 #define DEFAULT_BATCH 256u
 #define MAX_BATCH 4096u
-#define DEFAULT_SPIN_US 10u             /* futex mode: spin this long before sleeping */
+#define DEFAULT_SPIN_US 10u             /* futex, hybrid: spin this long before sleeping */
 #define DEFAULT_RATE 100000u
 #define MAX_RATE 10000000u
 #define DEFAULT_LAT_MS 2000u
@@ -118,13 +118,15 @@ struct run_result {
 static char bench_instance[INSTANCE_NAME_MAX + 1];
 static int bench_dirfd = -1;
 static pid_t bench_children[2];
+static int bench_status[2];             /* wait status of each side */
+static int bench_killed[2];             /* we killed it: its peer had failed, or a stop */
 static volatile sig_atomic_t bench_stop;
+static char bench_error[2 * WHY_MAX];  /* why the last run failed, for the JSON */
 
 static void on_stop_signal(int sig)
 {
         bench_stop = sig;
 }
-
 
 static const char *mode_name(enum bench_mode m)
 {
@@ -656,8 +658,8 @@ out:
 static void kill_children(void)
 {
         for (int i = 0; i < 2; i++)
-                if (bench_children[i] > 0)
-                        kill(bench_children[i], SIGKILL);
+                if (bench_children[i] > 0 && kill(bench_children[i], SIGKILL) == 0)
+                        bench_killed[i] = 1;
 }
 
 /* Reaps both children; when one fails, the other cannot finish: kill it. */
@@ -677,8 +679,10 @@ static int reap_children(void)
                 if (pid < 0)
                         break;
                 for (int i = 0; i < 2; i++)
-                        if (bench_children[i] == pid)
+                        if (bench_children[i] == pid) {
                                 bench_children[i] = 0;
+                                bench_status[i] = status;
+                        }
                 left--;
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                         failed = 1;
@@ -718,6 +722,8 @@ static int run_one(const struct bench_cfg *cfg, struct run_result *run)
         if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0 ||
             pipe2(resfd[0], O_CLOEXEC) != 0 || pipe2(resfd[1], O_CLOEXEC) != 0)
                 fatal(EXIT_TEMPORARY, "pipe2");
+        memset(bench_killed, 0, sizeof(bench_killed));
+        memset(bench_status, 0, sizeof(bench_status));
         fflush(NULL);
         for (int i = 0; i < 2; i++) {
                 pid_t pid = fork();
@@ -762,15 +768,30 @@ static int run_one(const struct bench_cfg *cfg, struct run_result *run)
         }
         for (int i = 0; i < 2; i++) {
                 if (read_all(resfd[i][0], side[i], sizeof(*side[i])) != (ssize_t)sizeof(*side[i])) {
+                        const char *name = i == 0 ? "producer" : "consumer";
+                        int ws = bench_status[i];
+
                         memset(side[i], 0, sizeof(*side[i]));
-                        snprintf(side[i]->why, sizeof(side[i]->why), "%s ended without a result",
-                                 i == 0 ? "producer" : "consumer");
+                        if (bench_killed[i])
+                                snprintf(side[i]->why, sizeof(side[i]->why),
+                                         "%s stopped because its peer failed", name);
+                        else if (WIFSIGNALED(ws))
+                                snprintf(side[i]->why, sizeof(side[i]->why),
+                                         "%s was killed by signal %d", name, WTERMSIG(ws));
+                        else
+                                snprintf(side[i]->why, sizeof(side[i]->why),
+                                         "%s exited with status %d and no result", name,
+                                         WEXITSTATUS(ws));
                 }
                 if (!side[i]->ok) {
                         failed = 1;
                         if (!bench_stop)
                                 log_warnx("%s %u B %s: %s", run->kind, run->payload,
                                           mode_name(run->mode), side[i]->why);
+                        if (bench_error[0] == '\0' || bench_killed[1 - i])
+                                snprintf(bench_error, sizeof(bench_error), "%s %u B %s: %s",
+                                         run->kind, run->payload, mode_name(run->mode),
+                                         side[i]->why);
                 }
                 close_fd(&resfd[i][0]);
         }
@@ -838,6 +859,23 @@ static void print_machine_share(const struct run_result *r)
         double other = r->busy_s - r->prod.cpu_s - r->cons.cpu_s;
 
         printf(",\"other_cpu_s\":%.2f,\"steal_s\":%.2f", other > 0 ? other : 0.0, r->steal_s);
+}
+
+/* Prints s as a JSON string: reasons may carry quotes, backslashes or file names. */
+static void print_json_string(const char *s)
+{
+        putchar('"');
+        for (; *s != '\0'; s++) {
+                unsigned char c = (unsigned char)*s;
+
+                if (c == '"' || c == '\\')
+                        printf("\\%c", c);
+                else if (c < 0x20)
+                        printf("\\u%04x", c);
+                else
+                        putchar(c);
+        }
+        putchar('"');
 }
 
 static void print_json(const struct bench_cfg *cfg, const struct run_result *runs, int nruns)
@@ -916,7 +954,12 @@ static void print_json(const struct bench_cfg *cfg, const struct run_result *run
                 printf("}");
                 first = 0;
         }
-        printf("]}\n");
+        printf("]");
+        if (bench_error[0] != '\0') {
+                printf(",\"error\":");
+                print_json_string(bench_error);
+        }
+        printf("}\n");
         fflush(stdout);
 }
 
@@ -1048,7 +1091,7 @@ int main(int argc, char **argv)
         struct bench_cfg cfg;
         struct sigaction sa;
         char why[WHY_MAX];
-        int nruns = 0, failed = 0;
+        int nruns = 0, done, failed = 0;
 
         log_init(argv[0]);
         parse_args(argc, argv, &cfg);
@@ -1099,12 +1142,12 @@ int main(int argc, char **argv)
                 nruns++;
         }
 
-        for (int i = 0; i < nruns && !bench_stop; i++) {
-                if (run_one(&cfg, &runs[i]) != 0) {
+        for (done = 0; done < nruns && !bench_stop; done++) {
+                if (run_one(&cfg, &runs[done]) != 0) {
                         failed = 1;
                         break;
                 }
-                report_progress(&cfg, &runs[i]);
+                report_progress(&cfg, &runs[done]);
         }
         if (bench_stop) {
                 char name[sizeof(bench_instance)];
@@ -1116,8 +1159,7 @@ int main(int argc, char **argv)
                 raise((int)bench_stop);
                 return 128 + (int)bench_stop;
         }
-        if (failed)
-                return 1;
-        print_json(&cfg, runs, nruns);
-        return 0;
+        /* A failed run still reports the runs before it, and why it failed. */
+        print_json(&cfg, runs, done);
+        return failed ? 1 : 0;
 }
