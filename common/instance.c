@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* instance.c: open, check and remove the instance directories in /dev/shm. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* log.c: stderr logging, one line per message, journald-aware. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* ring.c: single-producer single-consumer record rings over shared memory files (see ring.h). */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* units.c: parsing of suffixed numbers. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <limits.h>

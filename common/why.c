@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* why.c: formatting of failure reasons. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

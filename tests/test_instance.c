@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_instance.c: per-test instances under /dev/shm/ringflow. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

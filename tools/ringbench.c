@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* ringbench.c: measures ring throughput and one-way latency between two processes, as JSON. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* ringdemo.c: feeds a demo instance's gen->sink ring at a set rate until stopped, for ringstat to watch. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* ringstat.c: shows the state of an instance's rings, once or every interval, like vmstat. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <dirent.h>
 #include <errno.h>

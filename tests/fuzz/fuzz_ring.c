@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz_ring.c: libFuzzer target that attaches every role to a ring file made of fuzzed bytes and walks it. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <dirent.h>
 #include <errno.h>

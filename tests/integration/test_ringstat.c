@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_ringstat.c: runs the real ringstat against rings the test set up and checks its report. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

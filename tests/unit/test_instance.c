@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_instance.c: instance names, and the checks that keep an instance directory ours alone. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_ring.c: behaviour of the shared-memory SPSC ring, including crashes of either end. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

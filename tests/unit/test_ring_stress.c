@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_ring_stress.c: tens of millions of checked records between a forked producer and consumer. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

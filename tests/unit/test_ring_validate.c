@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_ring_validate.c: corrupt, hostile and misplaced ring files give an error and a reason, never a crash or a hang. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_units.c: suffixed numbers from flags and config. */
-#include "config.h"
+#include "autoconf.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
