@@ -657,6 +657,76 @@ unsigned ring_publish(struct ring *r)
         return n;
 }
 
+/* The slot holding the newest state whose records are all published, or -1. */
+static int ring_pstate_slot(struct ring *r)
+{
+        struct ring_shm *h = r->shm;
+        uint64_t best_gen = 0;
+        int best = -1;
+
+        for (int i = 0; i < 2; i++) {
+                struct ring_shm_pstate *ps = &h->pstate[i];
+                /* acquire: pairs with the release of gen, so the fields below are complete. */
+                uint64_t gen = atomic_load_explicit(&ps->gen, memory_order_acquire);
+
+                if (gen == 0 || gen <= best_gen || ps->len > RING_PSTATE_MAX ||
+                    ps->write > r->published)
+                        continue;
+                best_gen = gen;
+                best = i;
+        }
+        return best;
+}
+
+int ring_publish_state(struct ring *r, const void *state, uint32_t len)
+{
+        struct ring_shm *h = r->shm;
+        struct ring_shm_pstate *ps;
+        uint64_t gen;
+        int cur;
+
+        if (r->role != RING_PRODUCER || len > RING_PSTATE_MAX)
+                return -EINVAL;
+        /*
+         * Write the slot that is not current: until `write` moves, the
+         * current one still describes exactly what is published, and if we
+         * die before `write` moves, the new slot (ps->write > write) is
+         * ignored by ring_pstate.
+         */
+        cur = ring_pstate_slot(r);
+        gen = cur < 0 ? 1 : atomic_load_explicit(&h->pstate[cur].gen, memory_order_relaxed) + 1;
+        ps = &h->pstate[cur == 0 ? 1 : 0];
+        atomic_store_explicit(&ps->gen, 0, memory_order_relaxed);
+        /* release fence: gen = 0 is visible before any byte of the slot changes. */
+        atomic_thread_fence(memory_order_release);
+        ps->write = r->pend;
+        ps->write_count = r->pend_count;
+        ps->len = len;
+        memcpy(ps->data, state, len);
+        /* release: the slot is complete before it gets its generation. */
+        atomic_store_explicit(&ps->gen, gen, memory_order_release);
+        if (r->pend == r->published)
+                return 0;
+        return (int)ring_publish(r);
+}
+
+int ring_pstate(struct ring *r, struct ring_pstate *st)
+{
+        int slot;
+
+        memset(st, 0, sizeof(*st));
+        if (r->role != RING_PRODUCER)
+                return -EINVAL;
+        slot = ring_pstate_slot(r);
+        if (slot < 0)
+                return 0;
+        st->write = r->shm->pstate[slot].write;
+        st->write_count = r->shm->pstate[slot].write_count;
+        st->len = r->shm->pstate[slot].len;
+        memcpy(st->data, r->shm->pstate[slot].data, st->len);
+        return 0;
+}
+
 /* A condition to wait for: 0 when met, -EAGAIN when not yet, another -errno to stop. */
 typedef int (*ring_cond_fn)(struct ring *r, uint64_t arg);
 

@@ -199,6 +199,38 @@ unsigned ring_publish(struct ring *r);
  */
 int ring_wait_space(struct ring *r, uint32_t len, int64_t spin_ns, int64_t timeout_ns);
 
+/*
+ * ring_publish_state publishes like ring_publish and, atomically with the
+ * records, up to RING_PSTATE_MAX bytes of the producer's own state: how far
+ * into its inputs the published records go, its next sequence number. A
+ * restarted producer reads it back with ring_pstate and resumes exactly
+ * after what was published, neither skipping nor repeating.
+ */
+#define RING_PSTATE_MAX 64u
+
+struct ring_pstate {
+        uint64_t write;                 /* the position the state describes */
+        uint64_t write_count;           /* records before it */
+        uint32_t len;                   /* bytes of state (0: none was ever published) */
+        unsigned char data[RING_PSTATE_MAX];
+};
+
+/*
+ * Publishes every committed record together with state (len <= RING_PSTATE_MAX),
+ * even when no record is pending (the state alone moved on).
+ * Returns how many records were published, or -EINVAL when len is too large.
+ */
+int ring_publish_state(struct ring *r, const void *state, uint32_t len);
+
+/*
+ * The state of the last ring_publish_state whose records are all published
+ * (producer). A plain ring_publish after it (ring_wait_space publishes too)
+ * leaves st->write behind the ring's `write`: those records are then not
+ * described by the state. Returns 0 with st->len == 0 when there is none,
+ * or -EINVAL for another role.
+ */
+int ring_pstate(struct ring *r, struct ring_pstate *st);
+
 /* ---- consumer ---- */
 
 /*

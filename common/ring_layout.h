@@ -33,6 +33,20 @@ struct ring_shm_end {
         _Atomic uint64_t wakeups;
 };
 
+/*
+ * The producer's own state, published with its records. gen is 0 while the
+ * slot is being written, so a producer killed mid-write leaves a slot that
+ * is ignored rather than a torn one.
+ */
+struct ring_shm_pstate {
+        _Atomic uint64_t gen;
+        uint64_t write;                 /* the `write` position this state describes */
+        uint64_t write_count;
+        uint32_t len;
+        uint32_t pad;
+        unsigned char data[RING_PSTATE_MAX];
+};
+
 struct ring_shm {
         /* Written once by ring_create, never after. */
         uint64_t magic;
@@ -74,6 +88,9 @@ struct ring_shm {
         /* The producer sleeps on space_futex; the consumer wakes it only if producer_sleeping. */
         alignas(RING_LINE) uint32_t space_futex;
         _Atomic uint32_t producer_sleeping;
+
+        /* ring_publish_state: two slots, written alternately (see ring.c). */
+        alignas(RING_LINE) struct ring_shm_pstate pstate[2];
 };
 
 _Static_assert(sizeof(struct ring_shm) <= RING_HEADER_SIZE, "ring header fits its page");

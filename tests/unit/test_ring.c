@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "ring.h"
+#include "ring_layout.h"
 #include "test_instance.h"
 #include "why.h"
 
@@ -1622,4 +1624,149 @@ Test(ring, an_observer_sees_the_same_stats_through_a_read_only_mapping)
         ring_close(o);
         ring_close(c);
         ring_close(p);
+}
+
+/* ---- producer state ---- */
+
+struct pstate_example {
+        uint64_t next_seq;
+        uint64_t input_offset;
+};
+
+static struct pstate_example pstate_of(struct ring *p, struct ring_pstate *st)
+{
+        struct pstate_example ex = { 0 };
+
+        cr_assert_eq(ring_pstate(p, st), 0);
+        if (st->len > 0) {
+                cr_assert_eq(st->len, sizeof(ex));
+                memcpy(&ex, st->data, sizeof(ex));
+        }
+        return ex;
+}
+
+Test(ring, a_restarted_producer_reads_back_the_state_published_with_its_records)
+{
+        struct pstate_example ex = { 0 }, back;
+        struct ring_pstate st;
+        struct ring_stats rs;
+        struct ring *p;
+
+        make_ring(SMALL_CAP, 0);
+        p = attach(RING_PRODUCER);
+        back = pstate_of(p, &st);
+        cr_assert_eq(st.len, 0u, "a fresh ring has no state");
+        for (uint64_t seq = 0; seq < 6; seq++) {
+                put(p, 1, seq, 40);
+                if (seq % 2 == 1) {
+                        ex = (struct pstate_example){ seq + 1, 1000 * (seq + 1) };
+                        cr_assert_eq(ring_publish_state(p, &ex, sizeof(ex)), 2);
+                }
+        }
+        /* Only the state moves (blank input consumed): no record, still a new state. */
+        ex.input_offset += 17;
+        cr_assert_eq(ring_publish_state(p, &ex, sizeof(ex)), 0);
+        ring_close(p);
+
+        p = attach(RING_PRODUCER);
+        back = pstate_of(p, &st);
+        rs = stats(p);
+        cr_assert_eq(back.next_seq, 6u);
+        cr_assert_eq(back.input_offset, 6017u);
+        cr_assert_eq(st.write, rs.write, "the state describes every published record");
+        cr_assert_eq(st.write_count, 6u);
+        ring_close(p);
+}
+
+Test(ring, records_committed_after_the_state_but_never_published_leave_the_old_state)
+{
+        struct pstate_example ex = { 3, 300 }, back;
+        struct ring_pstate st;
+        struct ring *p;
+
+        make_ring(SMALL_CAP, 0);
+        p = attach(RING_PRODUCER);
+        put(p, 1, 0, 40);
+        cr_assert_eq(ring_publish_state(p, &ex, sizeof(ex)), 1);
+        put(p, 1, 1, 40);       /* committed, then the producer "dies": close discards it */
+        ring_close(p);
+
+        p = attach(RING_PRODUCER);
+        back = pstate_of(p, &st);
+        cr_assert_eq(back.next_seq, 3u);
+        cr_assert_eq(st.write_count, 1u);
+        ring_close(p);
+}
+
+Test(ring, a_plain_publish_after_the_state_shows_as_records_the_state_does_not_cover)
+{
+        struct pstate_example ex = { 1, 10 };
+        struct ring_pstate st;
+        struct ring_stats rs;
+        struct ring *p;
+
+        make_ring(SMALL_CAP, 0);
+        p = attach(RING_PRODUCER);
+        put(p, 1, 0, 40);
+        cr_assert_eq(ring_publish_state(p, &ex, sizeof(ex)), 1);
+        put(p, 1, 1, 40);
+        cr_assert_eq(ring_publish(p), 1u);
+        pstate_of(p, &st);
+        rs = stats(p);
+        cr_assert_lt(st.write, rs.write);
+        cr_assert_eq(st.write_count, 1u);
+        cr_assert_eq(rs.write_count, 2u);
+        cr_assert_eq(ring_publish_state(p, &ex, RING_PSTATE_MAX + 1), -EINVAL);
+        ring_close(p);
+}
+
+/*
+ * A producer killed inside ring_publish_state leaves the slot it was
+ * writing with gen 0 (torn) or describing records beyond `write`
+ * (unpublished): both are ignored in favour of the other slot.
+ */
+Test(ring, a_torn_or_unpublished_state_slot_is_ignored)
+{
+        struct pstate_example ex = { 5, 50 }, newer = { 9, 90 }, back;
+        struct ring_pstate st;
+        struct ring_shm *h;
+        struct ring *p;
+        void *map;
+        int fd;
+        char path[512];
+
+        make_ring(SMALL_CAP, 0);
+        p = attach(RING_PRODUCER);
+        put(p, 1, 0, 40);
+        cr_assert_eq(ring_publish_state(p, &ex, sizeof(ex)), 1);
+        ring_close(p);
+
+        fd = open(test_instance_path(&ti, RING_FILE, path, sizeof(path)), O_RDWR);
+        cr_assert_geq(fd, 0);
+        map = mmap(NULL, RING_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        cr_assert_neq(map, MAP_FAILED);
+        h = map;
+        for (int i = 0; i < 2; i++) {
+                struct ring_shm_pstate *ps;
+                int cur = atomic_load(&h->pstate[0].gen) > atomic_load(&h->pstate[1].gen) ? 0 : 1;
+
+                ps = &h->pstate[1 - cur];
+                memcpy(ps->data, &newer, sizeof(newer));
+                ps->len = sizeof(newer);
+                if (i == 0) {
+                        /* Torn: the generation was cleared and never set again. */
+                        ps->write = atomic_load(&h->write);
+                        atomic_store(&ps->gen, 0);
+                } else {
+                        /* Written, but `write` never moved over its records. */
+                        ps->write = atomic_load(&h->write) + 64;
+                        atomic_store(&ps->gen, atomic_load(&h->pstate[cur].gen) + 1);
+                }
+                p = attach(RING_PRODUCER);
+                back = pstate_of(p, &st);
+                cr_assert_eq(back.next_seq, 5u, "case %d: the older, complete state wins", i);
+                ring_close(p);
+        }
+        munmap(map, RING_HEADER_SIZE);
+        close(fd);
 }
