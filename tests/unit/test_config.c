@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+/* test_config.c: defaults, the INI file and flags, and the errors a person gets for a bad one. */
+#include "autoconf.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "why.h"
+
+TestSuite(config, .timeout = 30);
+
+/* Writes text to a fresh temporary file; returns its path in buf. */
+static const char *write_file(const char *text, char *buf, size_t len)
+{
+        int fd;
+
+        snprintf(buf, len, "/tmp/ringflow-test-config-XXXXXX");
+        fd = mkstemp(buf);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        close(fd);
+        return buf;
+}
+
+Test(config, defaults_are_the_documented_ones)
+{
+        struct config c;
+
+        config_init(&c);
+        cr_assert_str_eq(c.instance, "default");
+        cr_assert_eq(c.max_event_size, 65536u);
+        cr_assert_eq(c.max_string, 128u);
+        cr_assert_eq(c.max_depth, 32u);
+        cr_assert_eq(c.unknown_fields, CONFIG_UNKNOWN_REJECT);
+        cr_assert_eq(c.ingest_stdin, 1);
+        cr_assert_str_eq(c.ingest_tcp, "");
+        cr_assert_eq(c.ring_capacity, 4u << 20);
+        cr_assert_eq(c.nnamed, 0u);
+        config_fini(&c);
+}
+
+Test(config, a_file_sets_keys_and_keeps_named_sections)
+{
+        struct config c;
+        char path[64], why[WHY_MAX];
+
+        write_file("; ringflow settings\n"
+                   "[ringflow]\ninstance = prod\ndata_dir = /srv/rf\n\n"
+                   "[events]\nmax_event_size = 128K   ; bigger events\nunknown_fields = keep\n"
+                   "[ingest]\ningest_tcp = 127.0.0.1:5170\ningest_stdin = no\n"
+                   "[window clicks_per_minute]\nkind = tumbling\nsize = 60s\n"
+                   "group_by = type, data.action\n",
+                   path, sizeof(path));
+        config_init(&c);
+        cr_assert_eq(config_load_file(&c, path, why, sizeof(why)), 0, "%s", why);
+        unlink(path);
+        cr_assert_str_eq(c.instance, "prod");
+        cr_assert_str_eq(c.data_dir, "/srv/rf");
+        cr_assert_eq(c.max_event_size, 128u << 10);
+        cr_assert_eq(c.unknown_fields, CONFIG_UNKNOWN_KEEP);
+        cr_assert_str_eq(c.ingest_tcp, "127.0.0.1:5170");
+        cr_assert_eq(c.ingest_stdin, 0);
+        cr_assert_eq(c.nnamed, 3u);
+        cr_assert_str_eq(c.named[0].kind, "window");
+        cr_assert_str_eq(c.named[0].name, "clicks_per_minute");
+        cr_assert_str_eq(c.named[2].key, "group_by");
+        cr_assert_str_eq(c.named[2].value, "type, data.action");
+        cr_assert_eq(c.path[0], '/');
+        config_fini(&c);
+}
+
+Test(config, bad_files_name_the_file_line_and_problem)
+{
+        static const struct { const char *text; int line; const char *says; } bad[] = {
+                { "[events]\nmax_depth = 5\nmax_dept = 6\n", 3, "unknown setting \"max_dept\"" },
+                { "[ringflow]\nmax_depth = 5\n", 2, "belongs in [events]" },
+                { "[events]\nmax_event_size = lots\n", 2, "not a number" },
+                { "[events]\nmax_depth = 0\n", 2, "outside [1," },
+                { "[events]\nunknown_fields = drop\n", 2, "reject | keep" },
+                { "[ingest]\ningest_stdin = maybe\n", 2, "yes or no" },
+                { "[window]\nkind = tumbling\n", 2, "unknown setting" },
+                { "[window bad name!]\nkind = tumbling\n", 2, "name of 1-63" },
+                { "[ringflow]\nthis line has no equals sign\n", 2, "" },
+        };
+        char path[64], why[WHY_MAX], want[128];
+        struct config c;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                write_file(bad[i].text, path, sizeof(path));
+                config_init(&c);
+                cr_assert_eq(config_load_file(&c, path, why, sizeof(why)), -EINVAL, "case %zu", i);
+                snprintf(want, sizeof(want), "%s:%d: ", path, bad[i].line);
+                cr_assert(strncmp(why, want, strlen(want)) == 0, "case %zu: why: %s", i, why);
+                cr_assert(strstr(why, bad[i].says) != NULL, "case %zu: why: %s", i, why);
+                config_fini(&c);
+                unlink(path);
+        }
+        config_init(&c);
+        cr_assert_eq(config_load_file(&c, "/nonexistent/ringflow.conf", why, sizeof(why)), -ENOENT);
+        config_fini(&c);
+}
+
+Test(config, set_takes_dashes_or_underscores)
+{
+        struct config c;
+        char why[WHY_MAX];
+
+        config_init(&c);
+        cr_assert_eq(config_set(&c, "ingest-rate", "5K", why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(c.ingest_rate, 5120u);
+        cr_assert_eq(config_set(&c, "reject_keep", "100", why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(c.reject_keep, 100u);
+        cr_assert_eq(config_set(&c, "no-such-key", "1", why, sizeof(why)), -ENOENT);
+        cr_assert_eq(config_set(&c, "instance", "", why, sizeof(why)), 0);
+        config_fini(&c);
+}
+
+Test(config, durations_take_units)
+{
+        int64_t ns;
+
+        cr_assert_eq(config_parse_duration("500ms", &ns), 0);
+        cr_assert_eq(ns, 500000000LL);
+        cr_assert_eq(config_parse_duration("7d", &ns), 0);
+        cr_assert_eq(ns, 7LL * 86400 * 1000000000LL);
+        cr_assert_eq(config_parse_duration("30", &ns), 0);
+        cr_assert_eq(ns, 30000000000LL);
+        cr_assert_eq(config_parse_duration("5 s", &ns), -EINVAL);
+        cr_assert_eq(config_parse_duration("-1s", &ns), -EINVAL);
+        cr_assert_eq(config_parse_duration("99999999999999d", &ns), -ERANGE);
+}
+
+/* config_from_args exits on errors, so each case runs in a child. */
+static int run_args(int argc, char **argv, struct config *out)
+{
+        struct config_cli cli = { .progname = "test", .summary = "a test" };
+        pid_t pid;
+        int status;
+
+        fflush(NULL);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                struct config c;
+
+                int null = open("/dev/null", O_WRONLY);
+
+                dup2(null, 1);
+                dup2(null, 2);
+                config_from_args(&c, argc, argv, &cli);
+                _exit(c.max_depth == 7 ? 42 : 0);
+        }
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        (void)out;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(config, flags_override_the_file_and_errors_exit_100)
+{
+        char path[64], arg[80];
+
+        write_file("[events]\nmax_depth = 5\n", path, sizeof(path));
+        snprintf(arg, sizeof(arg), "--config=%s", path);
+        {
+                char a0[] = "test", a2[] = "--max-depth", a3[] = "7";
+                char *argv[] = { a0, arg, a2, a3, NULL };
+
+                cr_assert_eq(run_args(4, argv, NULL), 42, "the flag wins over the file");
+        }
+        {
+                char a0[] = "test", a1[] = "--max-depth", a2[] = "7", a3[] = "--config";
+                char *argv[] = { a0, a1, a2, a3, path, NULL };
+
+                cr_assert_eq(run_args(5, argv, NULL), 42, "wherever --config appears");
+        }
+        {
+                char a0[] = "test", a1[] = "--max-depth", a2[] = "zero";
+                char *argv[] = { a0, a1, a2, NULL };
+
+                cr_assert_eq(run_args(3, argv, NULL), 100);
+        }
+        {
+                char a0[] = "test", a1[] = "--no-such-flag";
+                char *argv[] = { a0, a1, NULL };
+
+                cr_assert_eq(run_args(2, argv, NULL), 100);
+        }
+        {
+                char a0[] = "test", a1[] = "--config", a2[] = "/nonexistent.conf";
+                char *argv[] = { a0, a1, a2, NULL };
+
+                cr_assert_eq(run_args(3, argv, NULL), 100);
+        }
+        {
+                char a0[] = "test", a1[] = "--instance", a2[] = "../etc";
+                char *argv[] = { a0, a1, a2, NULL };
+
+                cr_assert_eq(run_args(3, argv, NULL), 100);
+        }
+        {
+                char a0[] = "test", a1[] = "--help";
+                char *argv[] = { a0, a1, NULL };
+
+                cr_assert_eq(run_args(2, argv, NULL), 0);
+        }
+        unlink(path);
+}
+
+Test(config, written_settings_read_back_the_same)
+{
+        struct config c, d;
+        char path[64], why[WHY_MAX];
+        FILE *f;
+        int fd;
+
+        config_init(&c);
+        cr_assert_eq(config_set(&c, "ingest_socket", "/run/ringflow/ingest.sock", why, sizeof(why)), 0);
+        cr_assert_eq(config_set(&c, "unknown_fields", "keep", why, sizeof(why)), 0);
+        snprintf(path, sizeof(path), "/tmp/ringflow-test-config-XXXXXX");
+        fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        f = fdopen(fd, "w");
+        config_write(&c, f);
+        fclose(f);
+        config_init(&d);
+        cr_assert_eq(config_load_file(&d, path, why, sizeof(why)), 0, "%s", why);
+        unlink(path);
+        cr_assert_str_eq(d.ingest_socket, c.ingest_socket);
+        cr_assert_eq(d.unknown_fields, CONFIG_UNKNOWN_KEEP);
+        cr_assert_eq(d.ring_capacity, c.ring_capacity);
+        config_fini(&c);
+        config_fini(&d);
+}
+
+Test(config, long_lists_go_over_continuation_lines_and_overlong_lines_are_refused)
+{
+        struct config c;
+        char path[64], why[WHY_MAX], text[600];
+
+        write_file("[window w]\naggregates = count, sum(data.a),\n  avg(data.b)\n  p99(data.c)\n"
+                   "kind = tumbling\n", path, sizeof(path));
+        config_init(&c);
+        cr_assert_eq(config_load_file(&c, path, why, sizeof(why)), 0, "%s", why);
+        unlink(path);
+        cr_assert_eq(c.nnamed, 2u);
+        cr_assert_str_eq(c.named[0].value, "count, sum(data.a), avg(data.b), p99(data.c)");
+        config_fini(&c);
+
+        /* inih would cut such a line at 199 bytes and read the rest as another line. */
+        snprintf(text, sizeof(text), "[window w]\n\naggregates = %0300d\n", 0);
+        write_file(text, path, sizeof(path));
+        config_init(&c);
+        cr_assert_eq(config_load_file(&c, path, why, sizeof(why)), -EINVAL);
+        cr_assert(strstr(why, ":3: line of 313 bytes") != NULL, "why: %s", why);
+        config_fini(&c);
+        unlink(path);
+}
