@@ -131,14 +131,18 @@ static int stats_validate(const void *map, size_t size, const char *fname, char 
                 return why_set(why, whylen, -EBADMSG,
                                "%s: %u slots and %u histograms do not fit its %zu bytes", fname,
                                h->nslots, h->nhist, size);
-        if (memchr(h->stage, '\0', sizeof(h->stage)) == NULL)
-                return why_set(why, whylen, -EBADMSG, "%s: stage name not terminated", fname);
+        if (memchr(h->stage, '\0', sizeof(h->stage)) == NULL || !stats_stage_ok(h->stage))
+                return why_set(why, whylen, -EBADMSG, "%s: bad stage name", fname);
         slots = (const struct stats_shm_slot *)((const char *)map + STATS_HDR_SIZE);
         for (uint32_t i = 0; i < h->nslots; i++) {
                 const struct stats_shm_slot *sl = &slots[i];
 
                 if (memchr(sl->name, '\0', sizeof(sl->name)) == NULL)
                         return why_set(why, whylen, -EBADMSG, "%s: slot %u: name not terminated",
+                                       fname, i);
+                /* Names reach terminals and JSON: only the characters a writer may use. */
+                if (!stats_name_ok(sl->name))
+                        return why_set(why, whylen, -EBADMSG, "%s: slot %u: bad counter name",
                                        fname, i);
                 if (sl->kind < STATS_COUNTER || sl->kind > STATS_HISTOGRAM)
                         return why_set(why, whylen, -EBADMSG, "%s: slot %u: unknown kind %u",
@@ -427,6 +431,12 @@ int stats_read(int dirfd, const char *stage, struct stats_snapshot *snap, char *
         if (err < 0)
                 goto out;
         h = map;
+        /* A file copied or renamed by hand would show its numbers under the wrong stage. */
+        if (strcmp(h->stage, stage) != 0) {
+                err = why_set(why, whylen, -EBADMSG, "%s: its header names stage \"%s\"", fname,
+                              h->stage);
+                goto out;
+        }
         slots = (struct stats_shm_slot *)((char *)map + STATS_HDR_SIZE);
         hists = (struct stats_shm_hist *)(slots + h->nslots);
         snap->values = calloc(h->nslots ? h->nslots : 1, sizeof(*snap->values));

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* ringstat.c: shows the state of an instance's rings, once or every interval, like vmstat. */
+/* ringstat.c: shows an instance's rings and stages, once or every interval, like vmstat. */
 #include "autoconf.h"
 
 #include <dirent.h>
@@ -22,6 +22,7 @@
 #include "instance.h"
 #include "log.h"
 #include "ring.h"
+#include "stats.h"
 #include "why.h"
 
 /* Rates need two snapshots; the first row of a run waits this long between them. */
@@ -33,6 +34,8 @@
 #define WATCH_MAX_NS (86400 * NSEC_PER_SEC)
 /* "producer->consumer" */
 #define RING_LABEL_MAX (2 * RING_NAME_MAX + 2)
+/* A u64 in decimal: the value column of the -s lines. */
+#define U64_DIGITS 20
 
 static volatile sig_atomic_t stop_requested;
 
@@ -41,6 +44,7 @@ struct options {
         bool json;
         int64_t interval_ns;    /* 0: one-shot */
         uint64_t count;         /* samples to print; 0: until stopped */
+        bool stages;            /* -s: every counter of every stage, not only the summary */
 };
 
 /* One ring in one sample: its names and what reading it gave. */
@@ -53,10 +57,21 @@ struct row {
         struct ring_stats st;
 };
 
-/* Every ring of the instance at one moment, sorted by name. */
+/* One stage's stats file in one sample: its name and what reading it gave. */
+struct stage_row {
+        char stage[STATS_STAGE_MAX + 1];
+        int err;                /* 0, or -errno from stats_read */
+        char why[WHY_MAX];
+        int64_t mono_ns;        /* when snap was read */
+        struct stats_snapshot snap;     /* owns its values when err is 0 */
+};
+
+/* Every ring and every stage of the instance at one moment, each sorted by name. */
 struct sample {
         struct row *rows;
         size_t n, cap;
+        struct stage_row *stages;
+        size_t nstages, stages_cap;
         int64_t real_ns;
 };
 
@@ -70,6 +85,28 @@ struct derived {
         int64_t prod_hb_age_ns, cons_hb_age_ns;         /* -1: no heartbeat yet */
 };
 
+/*
+ * The summary columns of the stages table. Each adds up, over all sources,
+ * the counters whose name is its word or ends in "." and its word: IN is
+ * stdin.lines + tcp.lines + ..., so one row fits a stage of any number of
+ * sources.
+ */
+enum stage_sum { SUM_IN, SUM_OK, SUM_REJ, SUM_COLS };
+
+static const char *const stage_sum_word[SUM_COLS] = { "lines", "accepted", "rejected" };
+
+/* What a stage row shows beyond the raw snapshot. */
+struct stage_derived {
+        int64_t hb_age_ns;              /* -1: no heartbeat yet */
+        bool have_rate;                 /* the stage was read in the previous sample too */
+        int64_t rate_ns;
+        double rates[STATS_MAX_SLOTS];  /* per second, by slot; NAN for a gauge, a histogram,
+                                           or a counter that is new or went backwards */
+        bool have_sum[SUM_COLS];        /* the stage has a counter of the column */
+        uint64_t sum[SUM_COLS];
+        double sum_rate[SUM_COLS];      /* NAN when one of its counters has no rate */
+};
+
 struct ringstat {
         struct options opt;
         int dirfd;
@@ -78,31 +115,40 @@ struct ringstat {
         int name_width;
         unsigned rows_since_header;
         bool header_shown;
+        bool stages_shown;      /* the last sample printed a stages table after its rings */
         bool any_bad;
 };
 
 enum parse_result { PARSE_RUN, PARSE_EXIT_OK, PARSE_USAGE };
 
 static const char short_usage[] =
-        "usage: ringstat [--instance NAME] [--json] [-w SECONDS] [-c COUNT]\n"
+        "usage: ringstat [--instance NAME] [--json] [-s] [-w SECONDS] [-c COUNT]\n"
         "       ringstat --help | --version\n";
 
 static void usage_full(void)
 {
         fputs(short_usage, stdout);
         fputs("\n"
-              "Shows the rings of a ringflow instance, one row per ring.\n"
+              "Shows the rings of a ringflow instance, one row per ring, then its\n"
+              "stages (their .stats files), one row per stage.\n"
               "\n"
               "  -i, --instance NAME   instance to inspect (default \"" INSTANCE_DEFAULT "\")\n"
-              "  -j, --json            one JSON object per sample, raw numbers\n"
+              "  -j, --json            one JSON object per sample, raw numbers, every counter\n"
+              "  -s, --stages, --all   also every non-zero counter and gauge of every stage,\n"
+              "                        one per line: stage name value [rate/s]\n"
               "  -w, --watch SECONDS   print a sample every SECONDS (fractions allowed)\n"
               "  -c, --count COUNT     stop after COUNT samples (implies -w 1 without -w)\n"
               "  -h, --help            show this help\n"
               "  -V, --version         show the version\n"
               "\n"
               "PROD and CONS show the pid of each end: 1234 holds the end now,\n"
-              "1234! attached last but is gone, - never attached.\n"
-              "Exit status: 0 ok, 100 usage error, 111 no such instance or a bad ring.\n"
+              "1234! attached last but is gone, - never attached; PID of a stage\n"
+              "likewise. IN, OK and REJ add up the counters *.lines, *.accepted and\n"
+              "*.rejected of a stage over its sources; - when it has none.\n"
+              "Histogram quantiles (p50<=, p99<=, max<=) are bucket upper bounds,\n"
+              "at most 2x the true value.\n"
+              "Exit status: 0 ok, 100 usage error, 111 no such instance, a bad ring\n"
+              "or a bad stats file.\n"
               "See ringstat(1).\n", stdout);
 }
 
@@ -145,6 +191,8 @@ static enum parse_result parse_options(int argc, char **argv, struct options *o)
                 { "json", no_argument, NULL, 'j' },
                 { "watch", required_argument, NULL, 'w' },
                 { "count", required_argument, NULL, 'c' },
+                { "stages", no_argument, NULL, 's' },
+                { "all", no_argument, NULL, 's' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
@@ -152,13 +200,16 @@ static enum parse_result parse_options(int argc, char **argv, struct options *o)
         int c;
 
         *o = (struct options){ .instance = INSTANCE_DEFAULT };
-        while ((c = getopt_long(argc, argv, "i:jw:c:hV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "i:jsw:c:hV", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'i':
                         o->instance = optarg;
                         break;
                 case 'j':
                         o->json = true;
+                        break;
+                case 's':
+                        o->stages = true;
                         break;
                 case 'w':
                         if (parse_seconds(optarg, &o->interval_ns) != 0) {
@@ -256,28 +307,60 @@ static struct row *sample_add(struct sample *s)
         return &s->rows[s->n++];
 }
 
-/* Lists the ring files of the instance into s. Returns 0 or -errno. */
+/* Appends a zeroed stage row. Returns it, or NULL when out of memory. */
+static struct stage_row *sample_add_stage(struct sample *s)
+{
+        if (s->nstages == s->stages_cap) {
+                size_t cap = s->stages_cap ? 2 * s->stages_cap : 8;
+                struct stage_row *stages = realloc(s->stages, cap * sizeof(*stages));
+
+                if (stages == NULL)
+                        return NULL;
+                s->stages = stages;
+                s->stages_cap = cap;
+        }
+        memset(&s->stages[s->nstages], 0, sizeof(s->stages[0]));
+        return &s->stages[s->nstages++];
+}
+
+/* Frees the snapshots of the sample's stages and empties the list. */
+static void sample_clear_stages(struct sample *s)
+{
+        for (size_t i = 0; i < s->nstages; i++)
+                stats_snapshot_free(&s->stages[i].snap);
+        s->nstages = 0;
+}
+
+/* Lists the ring and stats files of the instance into s. Returns 0 or -errno. */
 static int sample_scan(struct sample *s, DIR *dir)
 {
         char producer[RING_NAME_MAX + 1], consumer[RING_NAME_MAX + 1];
+        char stage[STATS_STAGE_MAX + 1];
+        struct stage_row *srow;
         struct dirent *de;
         struct row *row;
 
         s->n = 0;
+        sample_clear_stages(s);
         rewinddir(dir);
         for (;;) {
                 errno = 0;
                 de = readdir(dir);
                 if (de == NULL)
                         return -errno;
-                /* Stats files, temporaries and strangers are not rings. */
-                if (ring_parse_filename(de->d_name, producer, consumer) != 0)
-                        continue;
-                row = sample_add(s);
-                if (row == NULL)
-                        return -ENOMEM;
-                memcpy(row->producer, producer, sizeof(producer));
-                memcpy(row->consumer, consumer, sizeof(consumer));
+                if (ring_parse_filename(de->d_name, producer, consumer) == 0) {
+                        row = sample_add(s);
+                        if (row == NULL)
+                                return -ENOMEM;
+                        memcpy(row->producer, producer, sizeof(producer));
+                        memcpy(row->consumer, consumer, sizeof(consumer));
+                } else if (stats_parse_filename(de->d_name, stage)) {
+                        srow = sample_add_stage(s);
+                        if (srow == NULL)
+                                return -ENOMEM;
+                        memcpy(srow->stage, stage, sizeof(stage));
+                }
+                /* Temporaries and strangers are neither. */
         }
 }
 
@@ -287,6 +370,13 @@ static int row_cmp(const void *a, const void *b)
         int c = strcmp(x->producer, y->producer);
 
         return c != 0 ? c : strcmp(x->consumer, y->consumer);
+}
+
+static int stage_cmp(const void *a, const void *b)
+{
+        const struct stage_row *x = a, *y = b;
+
+        return strcmp(x->stage, y->stage);
 }
 
 /* Attaches read-only, copies the stats, detaches: an observer never writes the ring. */
@@ -307,7 +397,17 @@ static void row_read(struct row *row, int dirfd)
         row->mono_ns = clock_mono_ns();
 }
 
-/* Takes one sample of every ring. Returns 0 or -errno when the directory cannot be read. */
+/* Reads a stage's stats file: a read-only mapping, validated, like a ring. */
+static void stage_read(struct stage_row *row, int dirfd)
+{
+        /* stats_read checks names and the stage, so nothing reaches the terminal unchecked. */
+        row->err = stats_read(dirfd, row->stage, &row->snap, row->why, sizeof(row->why));
+        if (row->err != 0 && row->why[0] == '\0')
+                snprintf(row->why, sizeof(row->why), "%s", strerror(-row->err));
+        row->mono_ns = clock_mono_ns();
+}
+
+/* Takes one sample of every ring and stage. Returns 0 or -errno when the directory is unreadable. */
 static int sample_take(struct ringstat *rs, struct sample *s)
 {
         int err = sample_scan(s, rs->dir);
@@ -328,6 +428,19 @@ static int sample_take(struct ringstat *rs, struct sample *s)
                 kept++;
         }
         s->n = kept;
+        if (s->nstages > 1)
+                qsort(s->stages, s->nstages, sizeof(s->stages[0]), stage_cmp);
+        kept = 0;
+        for (size_t i = 0; i < s->nstages; i++) {
+                stage_read(&s->stages[i], rs->dirfd);
+                /* Gone since it was listed; a failed read holds no values to free. */
+                if (s->stages[i].err == -ENOENT)
+                        continue;
+                if (kept != i)
+                        s->stages[kept] = s->stages[i];
+                kept++;
+        }
+        s->nstages = kept;
         return 0;
 }
 
@@ -337,6 +450,15 @@ static const struct row *sample_find(const struct sample *s, const struct row *r
         if (s->n == 0)
                 return NULL;
         return bsearch(row, s->rows, s->n, sizeof(s->rows[0]), row_cmp);
+}
+
+/* The same stage in another (sorted) sample, or NULL. */
+static const struct stage_row *sample_find_stage(const struct sample *s,
+                                                 const struct stage_row *row)
+{
+        if (s->nstages == 0)
+                return NULL;
+        return bsearch(row, s->stages, s->nstages, sizeof(s->stages[0]), stage_cmp);
 }
 
 /* a - b, or 0 when a concurrent update makes it negative between two loads. */
@@ -381,6 +503,70 @@ static void row_derive(const struct row *row, const struct row *prev, struct der
                          (double)d->rate_ns;
 }
 
+/* The summary column a counter adds to, or SUM_COLS for none. */
+static enum stage_sum stage_sum_of(const char *name)
+{
+        const char *dot = strrchr(name, '.');
+        const char *word = dot != NULL ? dot + 1 : name;
+
+        for (int c = 0; c < SUM_COLS; c++)
+                if (strcmp(word, stage_sum_word[c]) == 0)
+                        return (enum stage_sum)c;
+        return SUM_COLS;
+}
+
+/* The value of slot i of snap in prev: the same slot when the table is unchanged, else by name. */
+static const struct stats_value *prev_value(const struct stats_snapshot *prev,
+                                            const struct stats_snapshot *snap, unsigned i)
+{
+        const struct stats_value *v = &snap->values[i];
+
+        if (i < prev->n && strcmp(prev->values[i].name, v->name) == 0)
+                return &prev->values[i];
+        return stats_find(prev, v->name);
+}
+
+/*
+ * A counter's rate comes from its value in the previous snapshot of the
+ * stage. A restarted stage carries its counters on, so its rates stay
+ * good; a counter that went backwards (the stage's file was made afresh)
+ * or is new has no rate this time.
+ */
+static void stage_derive(const struct stage_row *row, const struct stage_row *prev,
+                         struct stage_derived *d)
+{
+        const struct stats_snapshot *snap = &row->snap;
+
+        d->hb_age_ns = heartbeat_age(snap->heartbeat_ns, row->mono_ns);
+        d->have_rate = prev != NULL && prev->err == 0 && row->mono_ns > prev->mono_ns;
+        d->rate_ns = d->have_rate ? row->mono_ns - prev->mono_ns : 0;
+        for (int c = 0; c < SUM_COLS; c++) {
+                d->have_sum[c] = false;
+                d->sum[c] = 0;
+                d->sum_rate[c] = d->have_rate ? 0.0 : NAN;
+        }
+        for (unsigned i = 0; i < snap->n; i++) {
+                const struct stats_value *v = &snap->values[i], *pv;
+                enum stage_sum c;
+
+                d->rates[i] = NAN;
+                if (v->kind != STATS_COUNTER)
+                        continue;
+                if (d->have_rate) {
+                        pv = prev_value(&prev->snap, snap, i);
+                        if (pv != NULL && pv->kind == STATS_COUNTER && pv->value <= v->value)
+                                d->rates[i] = (double)(v->value - pv->value) * NSEC_PER_SEC /
+                                              (double)d->rate_ns;
+                }
+                c = stage_sum_of(v->name);
+                if (c == SUM_COLS)
+                        continue;
+                d->have_sum[c] = true;
+                d->sum[c] += v->value;
+                d->sum_rate[c] += d->rates[i];  /* one NAN makes the sum NAN */
+        }
+}
+
 /* ---- text output ---- */
 
 /*
@@ -413,13 +599,13 @@ static void fmt_count(char *buf, size_t len, double v)
         fmt_scaled(buf, len, v, 1000.0, "kMGTPE");
 }
 
-/* 1234 holds the end now, 1234! attached last and is gone, - never attached. */
-static void fmt_pid(char *buf, size_t len, const struct ring_end_stats *e)
+/* 1234 holds the end (or stats file) now, 1234! held it last and is gone, - never held. */
+static void fmt_pid(char *buf, size_t len, int32_t pid, bool alive)
 {
-        if (e->pid <= 0)
+        if (pid <= 0)
                 snprintf(buf, len, "-");
         else
-                snprintf(buf, len, "%ld%s", (long)e->pid, e->alive ? "" : "!");
+                snprintf(buf, len, "%ld%s", (long)pid, alive ? "" : "!");
 }
 
 static void fmt_age(char *buf, size_t len, int64_t age_ns)
@@ -463,8 +649,8 @@ static void text_row(int name_width, const char *label, const struct row *row,
                 printf("%-*s  bad: %s\n", name_width, label, row->why);
                 return;
         }
-        fmt_pid(prod, sizeof(prod), &st->prod);
-        fmt_pid(cons, sizeof(cons), &st->cons);
+        fmt_pid(prod, sizeof(prod), st->prod.pid, st->prod.alive != 0);
+        fmt_pid(cons, sizeof(cons), st->cons.pid, st->cons.alive != 0);
         fmt_bytes(cap, sizeof(cap), st->capacity);
         snprintf(fill, sizeof(fill), "%.1f", d->fill_pct);
         fmt_bytes(wr, sizeof(wr), st->write);
@@ -494,16 +680,142 @@ static void row_label(char *buf, size_t len, const struct row *row)
         snprintf(buf, len, "%s->%s", row->producer, row->consumer);
 }
 
+#define STAGE_COLUMNS "%-*s  %8s %6s %6s %7s %6s %7s %6s %7s\n"
+
+static void text_stage_header(int name_width)
+{
+        printf(STAGE_COLUMNS, name_width, "STAGE", "PID", "HB", "IN", "IN/S", "OK", "OK/S",
+               "REJ", "REJ/S");
+}
+
+static void text_stage_row(int name_width, const struct stage_row *row,
+                           const struct stage_derived *d)
+{
+        char pid[16], hb[24], sum[SUM_COLS][16], rate[SUM_COLS][16];
+
+        if (row->err != 0) {
+                printf("%-*s  bad: %s\n", name_width, row->stage, row->why);
+                return;
+        }
+        fmt_pid(pid, sizeof(pid), row->snap.pid, row->snap.alive != 0);
+        fmt_age(hb, sizeof(hb), d->hb_age_ns);
+        for (int c = 0; c < SUM_COLS; c++) {
+                if (d->have_sum[c])
+                        fmt_count(sum[c], sizeof(sum[c]), (double)d->sum[c]);
+                else
+                        snprintf(sum[c], sizeof(sum[c]), "-");
+                if (d->have_sum[c] && !isnan(d->sum_rate[c]))
+                        fmt_count(rate[c], sizeof(rate[c]), d->sum_rate[c]);
+                else
+                        snprintf(rate[c], sizeof(rate[c]), "-");
+        }
+        printf(STAGE_COLUMNS, name_width, row->stage, pid, hb, sum[SUM_IN], rate[SUM_IN],
+               sum[SUM_OK], rate[SUM_OK], sum[SUM_REJ], rate[SUM_REJ]);
+}
+
+/* Whether -s lists v: counters and gauges that are not zero, histograms that hold values. */
+static bool detail_shown(const struct stats_value *v)
+{
+        return v->value != 0;
+}
+
+/*
+ * The -s listing: one line per value, "stage name value [rate/s]", exact
+ * numbers so that they can be grepped and compared. A histogram shows its
+ * count, mean and the upper bounds of the buckets that hold p50, p99 and
+ * its largest value.
+ */
+static void text_stage_details(const struct sample *s, const struct stage_derived *ds,
+                               int stage_width)
+{
+        char value[128];
+        int name_width = (int)strlen("NAME");
+
+        for (size_t i = 0; i < s->nstages; i++)
+                for (unsigned j = 0; j < s->stages[i].snap.n; j++) {
+                        const struct stats_value *v = &s->stages[i].snap.values[j];
+
+                        if (detail_shown(v) && (int)strlen(v->name) > name_width)
+                                name_width = (int)strlen(v->name);
+                }
+        printf("%-*s  %-*s  %-*s  %s\n", stage_width, "STAGE", name_width, "NAME", U64_DIGITS,
+               "VALUE", "RATE");
+        for (size_t i = 0; i < s->nstages; i++) {
+                const struct stage_row *row = &s->stages[i];
+
+                for (unsigned j = 0; j < row->snap.n; j++) {
+                        const struct stats_value *v = &row->snap.values[j];
+
+                        if (!detail_shown(v))
+                                continue;
+                        if (v->kind == STATS_HISTOGRAM) {
+                                snprintf(value, sizeof(value),
+                                         "count=%llu mean=%.0f p50<=%llu p99<=%llu max<=%llu",
+                                         (unsigned long long)v->value,
+                                         (double)v->sum / (double)v->value,
+                                         (unsigned long long)stats_hist_quantile(v, 0.50),
+                                         (unsigned long long)stats_hist_quantile(v, 0.99),
+                                         (unsigned long long)stats_hist_quantile(v, 1.0));
+                                printf("%-*s  %-*s  %s\n", stage_width, row->stage, name_width,
+                                       v->name, value);
+                        } else if (!isnan(ds[i].rates[j])) {
+                                printf("%-*s  %-*s  %-*llu  %.1f/s\n", stage_width, row->stage,
+                                       name_width, v->name, U64_DIGITS,
+                                       (unsigned long long)v->value, ds[i].rates[j]);
+                        } else {
+                                printf("%-*s  %-*s  %llu\n", stage_width, row->stage, name_width,
+                                       v->name, (unsigned long long)v->value);
+                        }
+                }
+        }
+}
+
+/*
+ * Prints the stages table after the rings: one row per stats file, then,
+ * with -s, every value of every stage. ds gets the derived numbers of each.
+ */
+static void text_stages(struct ringstat *rs, struct stage_derived *ds)
+{
+        int width = (int)strlen("STAGE");
+
+        for (size_t i = 0; i < rs->cur.nstages; i++) {
+                const struct stage_row *row = &rs->cur.stages[i];
+
+                if ((int)strlen(row->stage) > width)
+                        width = (int)strlen(row->stage);
+                if (row->err == 0)
+                        stage_derive(row, sample_find_stage(&rs->prev, row), &ds[i]);
+        }
+        putchar('\n');
+        text_stage_header(width);
+        for (size_t i = 0; i < rs->cur.nstages; i++)
+                text_stage_row(width, &rs->cur.stages[i], &ds[i]);
+        if (rs->opt.stages) {
+                putchar('\n');
+                text_stage_details(&rs->cur, ds, width);
+        }
+}
+
 /*
  * Prints the sample's rows, with the header first when it is due: at the
  * start, every HEADER_EVERY_ROWS rows, and when a longer ring name widens
- * the first column.
+ * the first column. When the instance has stats files, the stages table
+ * follows the rings and both tables get their headers in every sample,
+ * separated from the previous one by an empty line.
  */
-static void text_sample(struct ringstat *rs)
+static int text_sample(struct ringstat *rs)
 {
         char label[RING_LABEL_MAX + 1];
         int width = rs->name_width;
+        bool stages = rs->cur.nstages > 0;
+        struct stage_derived *ds = NULL;
         struct derived d;
+
+        if (stages) {
+                ds = calloc(rs->cur.nstages, sizeof(*ds));
+                if (ds == NULL)
+                        return -ENOMEM;
+        }
 
         for (size_t i = 0; i < rs->cur.n; i++) {
                 int w = (int)strlen(rs->cur.rows[i].producer) +
@@ -511,8 +823,10 @@ static void text_sample(struct ringstat *rs)
                 if (w > width)
                         width = w;
         }
-        if (!rs->header_shown || width > rs->name_width ||
+        if (!rs->header_shown || stages || rs->stages_shown || width > rs->name_width ||
             rs->rows_since_header >= HEADER_EVERY_ROWS) {
+                if (rs->header_shown && (stages || rs->stages_shown))
+                        putchar('\n');
                 rs->name_width = width;
                 text_header(width);
                 rs->header_shown = true;
@@ -528,6 +842,11 @@ static void text_sample(struct ringstat *rs)
                 text_row(width, label, row, &d);
                 rs->rows_since_header++;
         }
+        rs->stages_shown = stages;
+        if (stages)
+                text_stages(rs, ds);
+        free(ds);
+        return 0;
 }
 
 /* ---- JSON output ---- */
@@ -584,6 +903,14 @@ static void json_add_rates(json_object *o, const struct derived *d)
         json_object_object_add(o, "bytes_per_sec", json_object_new_double(d->bytes_per_s));
 }
 
+/* The symbolic name of an errno, such as "EBADMSG". */
+static const char *errno_name(int err)
+{
+        const char *name = strerrorname_np(err);
+
+        return name != NULL ? name : "unknown";
+}
+
 static json_object *json_row(const struct row *row, const struct derived *d)
 {
         const struct ring_stats *st = &row->st;
@@ -596,9 +923,7 @@ static json_object *json_row(const struct row *row, const struct derived *d)
         json_object_object_add(o, "consumer", json_object_new_string(row->consumer));
         if (row->err != 0) {
                 json_object_object_add(o, "error", json_object_new_string(row->why));
-                json_object_object_add(o, "errno", json_object_new_string(
-                                               strerrorname_np(-row->err) ?
-                                               strerrorname_np(-row->err) : "unknown"));
+                json_object_object_add(o, "errno", json_object_new_string(errno_name(-row->err)));
                 return o;
         }
         json_add_u64(o, "capacity", st->capacity);
@@ -623,12 +948,92 @@ static json_object *json_row(const struct row *row, const struct derived *d)
         return o;
 }
 
-/* One line: {"instance":..., "time_ns":..., "rings":[...]}. */
-static void json_sample(const struct ringstat *rs)
+/*
+ * {"count", "sum", "p50", "p90", "p99", "buckets"}: the quantiles are
+ * bucket upper bounds; buckets[b] counts the values in [2^(b-1), 2^b),
+ * buckets[0] the zeros, up to the last bucket that is not empty.
+ */
+static json_object *json_histogram(const struct stats_value *v)
 {
         json_object *o = json_object_new_object();
-        json_object *rings = json_object_new_array();
+        json_object *buckets = json_object_new_array();
+        unsigned used = STATS_HIST_BUCKETS;
+
+        while (used > 0 && v->buckets[used - 1] == 0)
+                used--;
+        for (unsigned b = 0; b < used; b++)
+                json_object_array_add(buckets, json_object_new_uint64(v->buckets[b]));
+        json_add_u64(o, "count", v->value);
+        json_add_u64(o, "sum", v->sum);
+        json_add_u64(o, "p50", stats_hist_quantile(v, 0.50));
+        json_add_u64(o, "p90", stats_hist_quantile(v, 0.90));
+        json_add_u64(o, "p99", stats_hist_quantile(v, 0.99));
+        json_object_object_add(o, "buckets", buckets);
+        return o;
+}
+
+/* Every value of a stage, raw, zeros included: JSON readers want a stable set of keys. */
+static json_object *json_stage(const struct stage_row *row, const struct stage_derived *d)
+{
+        const struct stats_snapshot *snap = &row->snap;
+        json_object *o = json_object_new_object();
+        json_object *counters, *gauges, *hists, *rates;
+
+        json_object_object_add(o, "stage", json_object_new_string(row->stage));
+        if (row->err != 0) {
+                json_object_object_add(o, "error", json_object_new_string(row->why));
+                json_object_object_add(o, "errno", json_object_new_string(errno_name(-row->err)));
+                return o;
+        }
+        json_add_i64(o, "pid", snap->pid);
+        json_object_object_add(o, "alive", json_object_new_boolean(snap->alive != 0));
+        json_add_i64(o, "started_ns", snap->started_ns);
+        json_add_age(o, "heartbeat_age_ns", d->hb_age_ns);
+        counters = json_object_new_object();
+        gauges = json_object_new_object();
+        hists = json_object_new_object();
+        rates = d->have_rate ? json_object_new_object() : NULL;
+        for (unsigned i = 0; i < snap->n; i++) {
+                const struct stats_value *v = &snap->values[i];
+
+                switch (v->kind) {
+                case STATS_COUNTER:
+                        json_add_u64(counters, v->name, v->value);
+                        if (rates != NULL && !isnan(d->rates[i]))
+                                json_object_object_add(rates, v->name,
+                                                       json_object_new_double(d->rates[i]));
+                        break;
+                case STATS_GAUGE:
+                        json_add_u64(gauges, v->name, v->value);
+                        break;
+                case STATS_HISTOGRAM:
+                        json_object_object_add(hists, v->name, json_histogram(v));
+                        break;
+                }
+        }
+        json_object_object_add(o, "counters", counters);
+        json_object_object_add(o, "gauges", gauges);
+        json_object_object_add(o, "histograms", hists);
+        if (d->have_rate)
+                json_add_i64(o, "rate_interval_ns", d->rate_ns);
+        else
+                json_object_object_add(o, "rate_interval_ns", NULL);
+        json_object_object_add(o, "rates", rates);
+        return o;
+}
+
+/* One line: {"instance":..., "time_ns":..., "rings":[...], "stages":[...]}. */
+static int json_sample(const struct ringstat *rs)
+{
+        json_object *o, *rings, *stages;
+        struct stage_derived *sd = malloc(sizeof(*sd));
         struct derived d;
+
+        if (sd == NULL)
+                return -ENOMEM;
+        o = json_object_new_object();
+        rings = json_object_new_array();
+        stages = json_object_new_array();
 
         json_object_object_add(o, "instance", json_object_new_string(rs->opt.instance));
         json_add_i64(o, "time_ns", rs->cur.real_ns);
@@ -639,8 +1044,18 @@ static void json_sample(const struct ringstat *rs)
                 json_object_array_add(rings, json_row(row, &d));
         }
         json_object_object_add(o, "rings", rings);
+        for (size_t i = 0; i < rs->cur.nstages; i++) {
+                const struct stage_row *row = &rs->cur.stages[i];
+
+                if (row->err == 0)
+                        stage_derive(row, sample_find_stage(&rs->prev, row), sd);
+                json_object_array_add(stages, json_stage(row, sd));
+        }
+        json_object_object_add(o, "stages", stages);
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         json_object_put(o);
+        free(sd);
+        return 0;
 }
 
 /* ---- the sampling loop ---- */
@@ -689,15 +1104,21 @@ static bool wait_until(int64_t deadline_ns, const sigset_t *waitmask)
         return false;
 }
 
-/* Prints the current sample and flushes it. Returns 0 or -errno when stdout failed. */
+/*
+ * Prints the current sample and flushes it. Returns 0, -ENOMEM, or -EIO
+ * when stdout failed.
+ */
 static int sample_print(struct ringstat *rs)
 {
-        if (rs->opt.json)
-                json_sample(rs);
-        else
-                text_sample(rs);
+        int err = rs->opt.json ? json_sample(rs) : text_sample(rs);
+
+        if (err != 0)
+                return err;
         for (size_t i = 0; i < rs->cur.n; i++)
                 if (rs->cur.rows[i].err != 0)
+                        rs->any_bad = true;
+        for (size_t i = 0; i < rs->cur.nstages; i++)
+                if (rs->cur.stages[i].err != 0)
                         rs->any_bad = true;
         if (fflush(stdout) != 0 || ferror(stdout))
                 return -EIO;
@@ -736,7 +1157,12 @@ static int run(struct ringstat *rs)
                 err = sample_take(rs, &rs->cur);
                 if (err != 0)
                         break;
-                if (sample_print(rs) != 0) {
+                err = sample_print(rs);
+                if (err == -ENOMEM) {
+                        log_warnx("out of memory");
+                        return EXIT_TEMPORARY;
+                }
+                if (err != 0) {
                         log_warn("writing to stdout");
                         return EXIT_TEMPORARY;
                 }
@@ -777,7 +1203,11 @@ int main(int argc, char **argv)
         if (status == 0)
                 status = run(&rs);
         instance_detach(&rs);
+        sample_clear_stages(&rs.cur);
+        sample_clear_stages(&rs.prev);
         free(rs.cur.rows);
         free(rs.prev.rows);
+        free(rs.cur.stages);
+        free(rs.prev.stages);
         return status;
 }

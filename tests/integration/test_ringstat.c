@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "log.h"
 #include "ring.h"
+#include "stats.h"
 #include "test_instance.h"
 #include "why.h"
 
@@ -373,6 +374,22 @@ static json_object *find_ring(json_object *sample, const char *name)
                         return ring;
         }
         cr_assert_fail("no ring %s in %s", name, json_object_to_json_string(sample));
+        return NULL;
+}
+
+/* The stage named name in a sample. */
+static json_object *find_stage(json_object *sample, const char *name)
+{
+        json_object *stages = field(sample, "stages");
+
+        cr_assert(json_object_is_type(stages, json_type_array));
+        for (size_t i = 0; i < json_object_array_length(stages); i++) {
+                json_object *stage = json_object_array_get_idx(stages, i);
+
+                if (strcmp(get_str(stage, "stage"), name) == 0)
+                        return stage;
+        }
+        cr_assert_fail("no stage %s in %s", name, json_object_to_json_string(sample));
         return NULL;
 }
 
@@ -806,5 +823,465 @@ Test(ringstat, version_and_help_exit_0_on_stdout)
         run_ringstat(&r, "--help", (const char *)NULL);
         cr_assert_eq(r.status, 0);
         cr_assert(strstr(r.out, "--instance") != NULL && strstr(r.out, "-w") != NULL);
+        cr_assert(strstr(r.out, "--stages") != NULL && strstr(r.out, "--all") != NULL);
+        cr_assert(strstr(r.out, "upper bound") != NULL, "says what the quantiles are: %s", r.out);
         cr_assert_eq(r.err_len, 0);
+}
+
+/* ---- stages: the <stage>.stats files ---- */
+
+/* A table like ingest's: per-source lines/accepted/rejected, and one of each other kind. */
+enum {
+        IN_STDIN_LINES, IN_STDIN_ACCEPTED, IN_STDIN_REJECTED,
+        IN_TCP_LINES, IN_TCP_ACCEPTED, IN_TCP_REJECTED,
+        IN_REJECT_SYNTAX, IN_OUT_WAITS, IN_CONNECTIONS, IN_PARSE_NS, IN_NDEFS
+};
+
+static const struct stats_def ingest_defs[IN_NDEFS] = {
+        [IN_STDIN_LINES] = { "stdin.lines", STATS_COUNTER },
+        [IN_STDIN_ACCEPTED] = { "stdin.accepted", STATS_COUNTER },
+        [IN_STDIN_REJECTED] = { "stdin.rejected", STATS_COUNTER },
+        [IN_TCP_LINES] = { "tcp.lines", STATS_COUNTER },
+        [IN_TCP_ACCEPTED] = { "tcp.accepted", STATS_COUNTER },
+        [IN_TCP_REJECTED] = { "tcp.rejected", STATS_COUNTER },
+        [IN_REJECT_SYNTAX] = { "reject.syntax", STATS_COUNTER },
+        [IN_OUT_WAITS] = { "out.waits", STATS_COUNTER },
+        [IN_CONNECTIONS] = { "connections", STATS_GAUGE },
+        [IN_PARSE_NS] = { "parse_ns", STATS_HISTOGRAM },
+};
+
+/* A stage without any of the summary counters. */
+static const struct stats_def store_defs[] = {
+        { "txn.commits", STATS_COUNTER },
+        { "batch_rows", STATS_GAUGE },
+};
+
+static struct stats *make_stats(const char *stage, const struct stats_def *defs, unsigned n)
+{
+        char why[WHY_MAX] = "";
+        struct stats *s = NULL;
+        int err = stats_create(&s, ti.dirfd, stage, defs, n, why, sizeof(why));
+
+        cr_assert(err == 0, "stats_create(%s): %s", stage, why);
+        return s;
+}
+
+/*
+ * ingest: stdin 700 lines (690 accepted, 10 rejected), tcp 5 lines all
+ * accepted, 3 connections, parse_ns {0, 100, 1000, 5000}: buckets 0, 7,
+ * 10 and 13, whose upper bounds are 0, 127, 1023 and 8191. out.waits 0.
+ */
+static struct stats *make_ingest_stats(void)
+{
+        struct stats *s = make_stats("ingest", ingest_defs, IN_NDEFS);
+        static const uint64_t parse_ns[] = { 0, 100, 1000, 5000 };
+
+        stats_add(stats_slot(s, IN_STDIN_LINES), 700);
+        stats_add(stats_slot(s, IN_STDIN_ACCEPTED), 690);
+        stats_add(stats_slot(s, IN_STDIN_REJECTED), 10);
+        stats_add(stats_slot(s, IN_REJECT_SYNTAX), 10);
+        stats_add(stats_slot(s, IN_TCP_LINES), 5);
+        stats_add(stats_slot(s, IN_TCP_ACCEPTED), 5);
+        stats_set(stats_slot(s, IN_CONNECTIONS), 3);
+        for (size_t i = 0; i < sizeof(parse_ns) / sizeof(parse_ns[0]); i++)
+                stats_hist_add(s, IN_PARSE_NS, parse_ns[i]);
+        return s;
+}
+
+static size_t count_str(const char *text, const char *needle)
+{
+        size_t n = 0;
+
+        for (const char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle))
+                n++;
+        return n;
+}
+
+/* Copies the line of text that starts with prefix (a whole first word or more) into line. */
+static bool find_line(const char *text, const char *prefix, char *line, size_t len)
+{
+        size_t plen = strlen(prefix);
+
+        for (const char *p = text; *p; ) {
+                const char *nl = strchr(p, '\n');
+                size_t n = nl ? (size_t)(nl - p) : strlen(p);
+
+                if (n >= plen && strncmp(p, prefix, plen) == 0) {
+                        cr_assert_lt(n, len, "line too long: %.*s", (int)n, p);
+                        memcpy(line, p, n);
+                        line[n] = '\0';
+                        return true;
+                }
+                p += nl ? n + 1 : n;
+        }
+        return false;
+}
+
+Test(ringstat, text_shows_a_stages_table_after_the_rings_with_in_ok_rej_summed_over_sources)
+{
+        static struct run r;
+        char line[512], name[64], pid[32], hb[32], in[32], inr[32], ok[32], okr[32], rej[32];
+        char rejr[32], want_pid[32];
+        struct stats *ingest, *store;
+        const char *stages;
+
+        make_ring("alpha", "beta");
+        ingest = make_ingest_stats();
+        store = make_stats("store", store_defs, 2);
+        stats_add(stats_slot(store, 0), 42);
+        snprintf(want_pid, sizeof(want_pid), "%ld", (long)getpid());
+
+        run_ringstat(&r, "--instance", ti.name, (const char *)NULL);
+        cr_assert_eq(r.status, 0, "exit %d; stderr: %s", r.status, r.err);
+        cr_assert_eq(r.err_len, 0, "stderr: %s", r.err);
+        /* The rings table first, as always; then an empty line and the stages table. */
+        cr_assert(strncmp(r.out, "RING ", 5) == 0, "rings first: %s", r.out);
+        cr_assert(find_line(r.out, "alpha->beta ", line, sizeof(line)), "ring row: %s", r.out);
+        stages = strstr(r.out, "\n\nSTAGE ");
+        cr_assert(stages != NULL, "an empty line, then the stages header: %s", r.out);
+        cr_assert(strstr(r.out, "alpha->beta") < stages, "rings before stages: %s", r.out);
+        cr_assert(find_line(stages + 2, "STAGE ", line, sizeof(line)));
+        cr_assert_eq(sscanf(line, "%63s %31s %31s %31s %31s %31s %31s %31s %31s", name, pid, hb,
+                            in, inr, ok, okr, rej, rejr), 9, "header: %s", line);
+        cr_assert_str_eq(pid, "PID");
+        cr_assert_str_eq(hb, "HB");
+        cr_assert_str_eq(in, "IN");
+        cr_assert_str_eq(ok, "OK");
+        cr_assert_str_eq(rej, "REJ");
+        cr_assert_str_eq(rejr, "REJ/S");
+        cr_assert_eq(count_lines(r.out), 2 + 1 + 1 + 2, "rings, empty line, stages: %s", r.out);
+
+        cr_assert(find_line(stages, "ingest ", line, sizeof(line)), "ingest row: %s", r.out);
+        cr_assert_eq(sscanf(line, "%63s %31s %31s %31s %31s %31s %31s %31s %31s", name, pid, hb,
+                            in, inr, ok, okr, rej, rejr), 9, "row: %s", line);
+        cr_assert_str_eq(pid, want_pid, "this process writes it: %s", line);
+        cr_assert_str_neq(hb, "-", "stats_create sends a heartbeat: %s", line);
+        cr_assert_str_eq(in, "705", "stdin.lines + tcp.lines: %s", line);
+        cr_assert_str_eq(ok, "695", "stdin.accepted + tcp.accepted: %s", line);
+        cr_assert_str_eq(rej, "10", "stdin.rejected + tcp.rejected, not reject.*: %s", line);
+        cr_assert_str_eq(inr, "0", "nothing counted while ringstat watched: %s", line);
+        cr_assert_str_eq(okr, "0");
+        cr_assert_str_eq(rejr, "0");
+
+        cr_assert(find_line(stages, "store ", line, sizeof(line)), "store row: %s", r.out);
+        cr_assert_eq(sscanf(line, "%63s %31s %31s %31s %31s %31s %31s %31s %31s", name, pid, hb,
+                            in, inr, ok, okr, rej, rejr), 9, "row: %s", line);
+        cr_assert_str_eq(in, "-", "no *.lines counter: %s", line);
+        cr_assert_str_eq(inr, "-");
+        cr_assert_str_eq(ok, "-");
+        cr_assert_str_eq(rej, "-");
+        cr_assert(strstr(r.out, "stdin.lines") == NULL, "no per-counter lines without -s");
+
+        /* The writer gone: the pid gets its mark, the values stay. */
+        stats_close(ingest);
+        snprintf(want_pid, sizeof(want_pid), "%ld!", (long)getpid());
+        run_ringstat(&r, "--instance", ti.name, (const char *)NULL);
+        cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+        cr_assert(find_line(r.out, "ingest ", line, sizeof(line)), "ingest row: %s", r.out);
+        cr_assert_eq(sscanf(line, "%63s %31s %31s %31s", name, pid, hb, in), 4, "row: %s", line);
+        cr_assert_str_eq(pid, want_pid, "the writer closed it: %s", line);
+        cr_assert_str_eq(in, "705");
+        stats_close(store);
+}
+
+Test(ringstat, stages_flag_lists_every_nonzero_value_with_rates_and_histogram_bounds)
+{
+        static const char *const flags[] = { "-s", "--stages", "--all" };
+        static struct run r;
+        char line[512], stage[64], name[64], value[64], rate[64];
+        struct stats *ingest = make_ingest_stats();
+
+        for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+                run_ringstat(&r, "--instance", ti.name, flags[i], (const char *)NULL);
+                cr_assert_eq(r.status, 0, "%s: exit %d; stderr: %s", flags[i], r.status, r.err);
+                cr_assert(find_line(r.out, "ingest  stdin.lines ", line, sizeof(line)),
+                          "%s: a line per counter: %s", flags[i], r.out);
+                cr_assert_eq(sscanf(line, "%63s %63s %63s %63s", stage, name, value, rate), 4,
+                             "stage name value rate: %s", line);
+                cr_assert_str_eq(value, "700", "the exact value: %s", line);
+                cr_assert_str_eq(rate, "0.0/s", "a rate: %s", line);
+                cr_assert(find_line(r.out, "ingest  tcp.accepted ", line, sizeof(line)), "%s",
+                          r.out);
+                cr_assert_eq(sscanf(line, "%63s %63s %63s", stage, name, value), 3);
+                cr_assert_str_eq(value, "5");
+                cr_assert(find_line(r.out, "ingest  connections ", line, sizeof(line)),
+                          "the gauge: %s", r.out);
+                cr_assert_eq(sscanf(line, "%63s %63s %63s %63s", stage, name, value, rate), 3,
+                             "a gauge has no rate: %s", line);
+                cr_assert_str_eq(value, "3");
+                cr_assert(strstr(r.out, "out.waits") == NULL, "a zero counter is left out: %s",
+                          r.out);
+                cr_assert(find_line(r.out, "ingest  parse_ns ", line, sizeof(line)),
+                          "the histogram: %s", r.out);
+                cr_assert(strstr(line, " count=4 mean=1525 p50<=127 p99<=8191 max<=8191") != NULL,
+                          "count, mean and bucket upper bounds: %s", line);
+        }
+        stats_close(ingest);
+}
+
+Test(ringstat, json_reports_every_counter_gauge_and_histogram_of_each_stage)
+{
+        static const uint64_t want_buckets[] = { 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 1 };
+        static struct run r;
+        json_object *sample, *stage, *counters, *gauges, *hist, *buckets, *rates;
+        struct stats *ingest = make_ingest_stats();
+
+        stats_close(make_stats("store", store_defs, 2));
+        sample = sample_once(&r, 0);
+        cr_assert_eq(r.err_len, 0, "stderr: %s", r.err);
+        cr_assert_eq(json_object_array_length(field(sample, "stages")), 2);
+        cr_assert_eq(json_object_array_length(field(sample, "rings")), 0);
+
+        stage = find_stage(sample, "ingest");
+        cr_assert(!json_object_object_get_ex(stage, "error", NULL));
+        cr_assert_eq(get_i64(stage, "pid"), getpid());
+        cr_assert(get_bool(stage, "alive"));
+        cr_assert_gt(get_i64(stage, "started_ns"), 0);
+        cr_assert_geq(get_i64(stage, "heartbeat_age_ns"), 0);
+        counters = field(stage, "counters");
+        cr_assert_eq(json_object_object_length(counters), 8, "every counter, zeros too: %s",
+                     json_object_to_json_string(counters));
+        cr_assert_eq(get_u64(counters, "stdin.lines"), 700);
+        cr_assert_eq(get_u64(counters, "stdin.accepted"), 690);
+        cr_assert_eq(get_u64(counters, "stdin.rejected"), 10);
+        cr_assert_eq(get_u64(counters, "tcp.lines"), 5);
+        cr_assert_eq(get_u64(counters, "reject.syntax"), 10);
+        cr_assert_eq(get_u64(counters, "out.waits"), 0);
+        gauges = field(stage, "gauges");
+        cr_assert_eq(json_object_object_length(gauges), 1);
+        cr_assert_eq(get_u64(gauges, "connections"), 3);
+        cr_assert(!json_object_object_get_ex(counters, "connections", NULL));
+        hist = field(field(stage, "histograms"), "parse_ns");
+        cr_assert_eq(get_u64(hist, "count"), 4);
+        cr_assert_eq(get_u64(hist, "sum"), 6100);
+        cr_assert_eq(get_u64(hist, "p50"), 127);
+        cr_assert_eq(get_u64(hist, "p90"), 8191);
+        cr_assert_eq(get_u64(hist, "p99"), 8191);
+        buckets = field(hist, "buckets");
+        cr_assert_eq(json_object_array_length(buckets),
+                     sizeof(want_buckets) / sizeof(want_buckets[0]),
+                     "up to the last bucket used: %s", json_object_to_json_string(buckets));
+        for (size_t b = 0; b < sizeof(want_buckets) / sizeof(want_buckets[0]); b++)
+                cr_assert_eq(json_object_get_uint64(json_object_array_get_idx(buckets, b)),
+                             want_buckets[b], "bucket %zu", b);
+        /* One-shot samples twice, so rates are measured, and nothing moved. */
+        cr_assert_gt(get_i64(stage, "rate_interval_ns"), 0);
+        rates = field(stage, "rates");
+        cr_assert_float_eq(get_double(rates, "stdin.lines"), 0.0, 1e-12);
+        cr_assert(!json_object_object_get_ex(rates, "connections", NULL), "gauges have no rate");
+        cr_assert(!json_object_object_get_ex(rates, "parse_ns", NULL));
+
+        stage = find_stage(sample, "store");
+        cr_assert_eq(get_i64(stage, "pid"), getpid());
+        cr_assert(!get_bool(stage, "alive"), "closed: no writer now");
+        cr_assert_eq(get_u64(field(stage, "counters"), "txn.commits"), 0);
+        cr_assert_eq(get_u64(field(stage, "gauges"), "batch_rows"), 0);
+        cr_assert_eq(json_object_object_length(field(stage, "histograms")), 0);
+        json_object_put(sample);
+        stats_close(ingest);
+}
+
+/* Counts stdin lines, about one every 100 us, until killed: a stage at work. */
+static void stage_loop(int ready_fd)
+{
+        struct stats *s = make_stats("ingest", ingest_defs, IN_NDEFS);
+        struct timespec pace = { 0, 100 * 1000 };
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (write(ready_fd, "r", 1) != 1)
+                _exit(1);
+        for (;;) {
+                stats_add(stats_slot(s, IN_STDIN_LINES), 1);
+                stats_add(stats_slot(s, IN_STDIN_ACCEPTED), 1);
+                stats_hist_add(s, IN_PARSE_NS, 300);
+                stats_heartbeat(s);
+                nanosleep(&pace, NULL);         /* pacing, not synchronisation */
+        }
+}
+
+Test(ringstat, watch_shows_the_rates_of_a_running_stage_and_marks_it_gone_once_killed)
+{
+        static struct run r;
+        char *line, *save = NULL, text[512], name[64], pid[32], hb[32], in[32], inr[32];
+        char want_pid[32];
+        json_object *sample, *stage;
+        int ready[2], lines = 0;
+        pid_t child;
+
+        cr_assert(pipe(ready) == 0);
+        child = spawn(stage_loop, ready[1]);
+        close(ready[1]);
+        wait_ready(ready[0]);
+
+        run_ringstat(&r, "--instance", ti.name, "-w", "0.1", "-c", "3", "--json",
+                     (const char *)NULL);
+        cr_assert_eq(r.status, 0, "exit %d; stderr: %s", r.status, r.err);
+        cr_assert_eq(count_lines(r.out), 3, "exactly 3 samples: %s", r.out);
+        for (line = strtok_r(r.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                sample = parse_sample(line);
+                stage = find_stage(sample, "ingest");
+                cr_assert_eq(get_i64(stage, "pid"), child);
+                cr_assert(get_bool(stage, "alive"));
+                cr_assert_gt(get_i64(stage, "rate_interval_ns"), 0);
+                cr_assert_gt(get_double(field(stage, "rates"), "stdin.lines"), 0.0,
+                             "sample %d: %s", lines, line);
+                cr_assert_gt(get_double(field(stage, "rates"), "stdin.accepted"), 0.0);
+                cr_assert_float_eq(get_double(field(stage, "rates"), "tcp.lines"), 0.0, 1e-12);
+                cr_assert_gt(get_u64(field(field(stage, "histograms"), "parse_ns"), "count"), 0);
+                json_object_put(sample);
+                lines++;
+        }
+        cr_assert_eq(lines, 3);
+
+        run_ringstat(&r, "--instance", ti.name, "-w", "0.1", "-c", "2", (const char *)NULL);
+        cr_assert_eq(r.status, 0, "exit %d; stderr: %s", r.status, r.err);
+        cr_assert(find_line(r.out, "ingest ", text, sizeof(text)), "ingest row: %s", r.out);
+        cr_assert_eq(sscanf(text, "%63s %31s %31s %31s %31s", name, pid, hb, in, inr), 5,
+                     "row: %s", text);
+        snprintf(want_pid, sizeof(want_pid), "%ld", (long)child);
+        cr_assert_str_eq(pid, want_pid);
+        cr_assert(strcmp(inr, "0") != 0 && strcmp(inr, "-") != 0, "IN/S moves: %s", text);
+        /* Both samples print both tables with their headers. */
+        cr_assert_eq(count_str(r.out, "\nSTAGE "), 2, "a stages header per sample: %s", r.out);
+        cr_assert(strncmp(r.out, "RING ", 5) == 0, "%s", r.out);
+        cr_assert_eq(count_str(r.out, "\n\nRING "), 1, "the second sample's rings header: %s",
+                     r.out);
+
+        stop_child(child);      /* SIGKILL: its lock goes with it */
+        sample = sample_once(&r, 0);
+        stage = find_stage(sample, "ingest");
+        cr_assert_eq(get_i64(stage, "pid"), child);
+        cr_assert(!get_bool(stage, "alive"), "the writer was killed");
+        json_object_put(sample);
+        run_ringstat(&r, "--instance", ti.name, (const char *)NULL);
+        snprintf(want_pid, sizeof(want_pid), "%ld!", (long)child);
+        cr_assert(find_line(r.out, "ingest ", text, sizeof(text)), "ingest row: %s", r.out);
+        cr_assert_eq(sscanf(text, "%63s %31s %31s %31s %31s", name, pid, hb, in, inr), 5);
+        cr_assert_str_eq(pid, want_pid, "killed: %s", text);
+        cr_assert_str_eq(inr, "0", "a dead stage counts nothing: %s", text);
+}
+
+/* Writes len bytes of data at offset off of the instance file fname (creating it, 0600). */
+static void damage(const char *fname, off_t off, const void *data, size_t len)
+{
+        char path[PATH_MAX];
+        int fd = open(test_instance_path(&ti, fname, path, sizeof(path)),
+                      O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+        cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+        cr_assert_eq(pwrite(fd, data, len, off), (ssize_t)len);
+        close(fd);
+}
+
+/* Where the bytes of s first occur in the instance file fname. */
+static off_t find_in_file(const char *fname, const char *s)
+{
+        static char buf[65536];
+        char path[PATH_MAX];
+        int fd = open(test_instance_path(&ti, fname, path, sizeof(path)), O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+        const char *at;
+
+        cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+        n = pread(fd, buf, sizeof(buf), 0);
+        close(fd);
+        cr_assert_gt(n, 0);
+        at = memmem(buf, (size_t)n, s, strlen(s));
+        cr_assert(at != NULL, "no \"%s\" in %s", s, path);
+        return at - buf;
+}
+
+Test(ringstat, corrupt_or_foreign_stats_file_is_reported_naming_it_and_exits_111)
+{
+        static struct run r;
+        json_object *sample, *stage, *good;
+        char line[512];
+        struct stats *ok;
+
+        make_ring("left", "mid");
+        stats_close(make_ingest_stats());
+        damage("ingest.stats", 0, "garbage!", 8);               /* the magic */
+        damage("junk.stats", 0, "{\"not\": \"stats\"}\n", 17);  /* a stranger, too short */
+        /* A counter name that would clear the operator's screen. */
+        stats_close(make_stats("escape", store_defs, 2));
+        damage("escape.stats", find_in_file("escape.stats", "txn.commits"), "\x1b[2J", 4);
+        stats_close(make_stats("copied", store_defs, 2));
+        cr_assert_eq(renameat(ti.dirfd, "copied.stats", ti.dirfd, "alias.stats"), 0);
+        ok = make_stats("store", store_defs, 2);
+        stats_add(stats_slot(ok, 0), 7);
+
+        sample = sample_once(&r, EXIT_TEMPORARY);
+        cr_assert_eq(json_object_array_length(field(sample, "stages")), 5);
+        stage = find_stage(sample, "ingest");
+        cr_assert(strstr(get_str(stage, "error"), "ingest.stats") != NULL, "names the file: %s",
+                  get_str(stage, "error"));
+        cr_assert(strstr(get_str(stage, "error"), "magic") != NULL, "says what is wrong: %s",
+                  get_str(stage, "error"));
+        cr_assert_str_eq(get_str(stage, "errno"), "EBADMSG");
+        cr_assert(!json_object_object_get_ex(stage, "counters", NULL), "no numbers when bad");
+        stage = find_stage(sample, "junk");
+        cr_assert(strstr(get_str(stage, "error"), "junk.stats") != NULL, "%s",
+                  get_str(stage, "error"));
+        cr_assert_str_eq(get_str(stage, "errno"), "EBADMSG");
+        stage = find_stage(sample, "alias");
+        cr_assert(strstr(get_str(stage, "error"), "alias.stats") != NULL &&
+                  strstr(get_str(stage, "error"), "copied") != NULL,
+                  "a renamed file would show its numbers under the wrong name: %s",
+                  get_str(stage, "error"));
+        stage = find_stage(sample, "escape");
+        cr_assert(strstr(get_str(stage, "error"), "escape.stats: slot 0: bad counter name") != NULL, "%s",
+                  get_str(stage, "error"));
+        good = find_stage(sample, "store");
+        cr_assert(!json_object_object_get_ex(good, "error", NULL));
+        cr_assert_eq(get_u64(field(good, "counters"), "txn.commits"), 7);
+        cr_assert(!json_object_object_get_ex(find_ring(sample, "left->mid"), "error", NULL));
+        json_object_put(sample);
+
+        run_ringstat(&r, "--instance", ti.name, "-s", (const char *)NULL);
+        cr_assert_eq(r.status, EXIT_TEMPORARY, "exit %d; stderr: %s", r.status, r.err);
+        cr_assert(find_line(r.out, "ingest  bad: ", line, sizeof(line)), "text row: %s", r.out);
+        cr_assert(strstr(line, "ingest.stats") != NULL, "names the file: %s", line);
+        cr_assert(find_line(r.out, "junk    bad: junk.stats", line, sizeof(line)), "%s", r.out);
+        cr_assert(find_line(r.out, "store ", line, sizeof(line)), "the good stage: %s", r.out);
+        cr_assert(find_line(r.out, "store   txn.commits ", line, sizeof(line)), "%s", r.out);
+        cr_assert(find_line(r.out, "left->mid ", line, sizeof(line)), "the ring: %s", r.out);
+        cr_assert(strchr(r.out, '\x1b') == NULL, "no escape reaches the terminal: %s", r.out);
+        stats_close(ok);
+}
+
+/*
+ * Two rings that nobody attached: every column is known, so the output can
+ * be spelled out byte for byte, as ringstat printed it before stages.
+ */
+Test(ringstat, instance_with_rings_only_prints_exactly_as_before)
+{
+        static const char header[] =
+                "RING        PROD     CONS   CAP FILL%  WRITE   READ COMMIT    LAG LAGREC "
+                "UNCOMM  REC/S    MB/S  PWAIT  CWAIT  DROPS    PHB    CHB\n";
+        static const char rows[] =
+                "aa->bb         -        -   64K   0.0      0      0      0      0      0 "
+                "     0      0     0.0      0      0      0      -      -\n"
+                "bb->cc         -        -   64K   0.0      0      0      0      0      0 "
+                "     0      0     0.0      0      0      0      -      -\n";
+        static char want[1024];
+        static struct run r;
+        json_object *sample;
+
+        make_ring("aa", "bb");
+        make_ring("bb", "cc");
+        snprintf(want, sizeof(want), "%s%s", header, rows);
+        run_ringstat(&r, "--instance", ti.name, (const char *)NULL);
+        cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+        cr_assert_str_eq(r.out, want);
+        run_ringstat(&r, "--instance", ti.name, "-s", (const char *)NULL);
+        cr_assert_str_eq(r.out, want, "-s adds nothing without stats files");
+
+        snprintf(want, sizeof(want), "%s%s\n%s\n%s", header, rows, rows, rows);
+        run_ringstat(&r, "--instance", ti.name, "-w", "0.05", "-c", "3", (const char *)NULL);
+        cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+        cr_assert_str_eq(r.out, want);
+
+        sample = sample_once(&r, 0);
+        cr_assert_eq(json_object_array_length(field(sample, "stages")), 0);
+        json_object_put(sample);
 }
