@@ -481,6 +481,7 @@ static void config_usage(const struct config_cli *cli, FILE *f)
         if (cli->summary)
                 fprintf(f, "%s\n", cli->summary);
         fprintf(f, "\n  --config FILE        settings file (default %s, when it exists)\n"
+                   "  --print-config       print the settings in effect as a settings file, and exit\n"
                    "  --help, --version\n", CONFIG_DEFAULT_PATH);
         if (cli->extra_usage)
                 fputs(cli->extra_usage, f);
@@ -517,6 +518,7 @@ static const char *config_find_path(int argc, char **argv)
 #define CONFIG_OPT_HELP 256
 #define CONFIG_OPT_VERSION 257
 #define CONFIG_OPT_CONFIG 258
+#define CONFIG_OPT_PRINT 259
 #define CONFIG_OPT_KEY 512      /* + index in config_keys */
 
 int config_from_args(struct config *c, int argc, char **argv, const struct config_cli *cli)
@@ -527,11 +529,12 @@ int config_from_args(struct config *c, int argc, char **argv, const struct confi
         const char *path;
         char why[WHY_MAX];
         size_t n = 0;
-        int opt;
+        int opt, print = 0;
 
         opts[n++] = (struct option){ "help", no_argument, NULL, CONFIG_OPT_HELP };
         opts[n++] = (struct option){ "version", no_argument, NULL, CONFIG_OPT_VERSION };
         opts[n++] = (struct option){ "config", required_argument, NULL, CONFIG_OPT_CONFIG };
+        opts[n++] = (struct option){ "print-config", no_argument, NULL, CONFIG_OPT_PRINT };
         for (size_t i = 0; i < CONFIG_NKEYS; i++) {
                 size_t j;
 
@@ -580,6 +583,10 @@ int config_from_args(struct config *c, int argc, char **argv, const struct confi
                 }
                 if (opt == CONFIG_OPT_CONFIG)
                         continue;       /* read above, before every flag */
+                if (opt == CONFIG_OPT_PRINT) {
+                        print = 1;      /* after every flag, so it shows their effect */
+                        continue;
+                }
                 if (opt >= CONFIG_OPT_KEY && opt < CONFIG_OPT_KEY + (int)CONFIG_NKEYS) {
                         if (config_apply(c, &config_keys[opt - CONFIG_OPT_KEY], optarg, why,
                                          sizeof(why)) < 0)
@@ -595,6 +602,12 @@ int config_from_args(struct config *c, int argc, char **argv, const struct confi
                 fatalx(EXIT_PERMANENT,
                        "instance \"%s\": want 1-%d of [A-Za-z0-9_.-], not starting with '.'",
                        c->instance, INSTANCE_NAME_MAX);
+        if (print) {
+                if (c->path[0] != '\0')
+                        printf("; read from %s, then the command line\n", c->path);
+                config_write(c, stdout);
+                exit(0);
+        }
         log_set_level((enum log_level)c->log_level);
         return optind;
 }

@@ -115,8 +115,8 @@ int config_load_file(struct config *c, const char *path, char *why, size_t whyle
 int config_set(struct config *c, const char *key, const char *value, char *why, size_t whylen);
 
 /*
- * The whole shared command line: --help and --version (print and exit 0),
- * --config FILE, then every key as --key VALUE over it, then the stage's
+ * The whole shared command line: --help, --version and --print-config
+ * (print and exit 0), --config FILE, then every key as --key VALUE over it, then the stage's
  * extra flags through cli->handle. Prints the reason and exits 100 on any
  * error, as DESIGN.md's contract wants. Returns optind: the first operand.
  */

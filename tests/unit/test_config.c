@@ -262,3 +262,38 @@ Test(config, long_lists_go_over_continuation_lines_and_overlong_lines_are_refuse
         config_fini(&c);
         unlink(path);
 }
+
+Test(config, print_config_shows_the_settings_in_effect_after_every_flag)
+{
+        struct config_cli cli = { .progname = "test" };
+        char a0[] = "test", a1[] = "--print-config", a2[] = "--max-depth", a3[] = "7";
+        char *argv[] = { a0, a1, a2, a3, NULL };
+        char out[8192];
+        size_t got = 0;
+        ssize_t n;
+        int fds[2], status;
+        pid_t pid;
+
+        cr_assert_eq(pipe(fds), 0);
+        fflush(NULL);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                struct config c;
+
+                dup2(fds[1], 1);
+                close(fds[0]);
+                config_from_args(&c, 4, argv, &cli);
+                _exit(3);       /* --print-config must exit before this */
+        }
+        close(fds[1]);
+        while ((n = read(fds[0], out + got, sizeof(out) - 1 - got)) > 0)
+                got += (size_t)n;
+        out[got] = '\0';
+        close(fds[0]);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        cr_assert(strstr(out, "[events]\n") != NULL, "%s", out);
+        cr_assert(strstr(out, "max_depth = 7\n") != NULL, "%s", out);
+        cr_assert(strstr(out, "max_event_size = 65536\n") != NULL, "%s", out);
+}
