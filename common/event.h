@@ -60,6 +60,12 @@ enum event_unknown {
         EVENT_UNKNOWN_REJECT = 0,       /* reject the event, naming the field (default) */
         EVENT_UNKNOWN_KEEP = 1,         /* move the field into data */
 };
+/*
+ * Keep mode writes data as {unknown fields in input order, then data's own
+ * members}: for a reader that keeps the last of duplicate names (json-c,
+ * JavaScript) data's own member wins over an unknown field of the same name.
+ * An unknown field given twice is EVENT_ERR_DUPLICATE_FIELD.
+ */
 
 struct event_limits {
         uint32_t max_size;              /* bytes of one JSON event */
@@ -163,9 +169,13 @@ void event_parser_destroy(struct event_parser *p);
  * An absent id becomes a UUIDv7 of received_ns; an absent timestamp becomes
  * received_ns in ms; seq is 0 and source_kind/origin are the caller's.
  * Validation is strict: RFC 8259 JSON, valid UTF-8 (no lone surrogates in
- * \u escapes of id, type and source), the limits of the parser.
+ * \u escapes anywhere), the limits of the parser; max_size counts the
+ * bytes without the line's own "\n" or "\r\n". Structural errors (syntax,
+ * UTF-8, depth, size, trailing bytes) win over field errors; among field
+ * errors the first in the input is reported.
  * Returns the payload length (> 0), or -EINVAL with *err filled in when the
- * input is rejected, or -ENOBUFS when cap is too small (a caller bug).
+ * input is rejected, -ENOBUFS when cap is too small (a caller bug), or
+ * -ENOMEM when keep mode cannot grow its table of unknown field names.
  */
 long event_parse(struct event_parser *p, const char *json, size_t len, int64_t received_ns,
                  enum event_source kind, uint64_t origin, void *out, size_t cap,
@@ -189,7 +199,10 @@ void event_set_seq(void *payload, uint64_t seq);
  */
 long event_format_json(const struct event_view *ev, char *buf, size_t cap);
 
-/* The same as a json-c object (new reference), or NULL when out of memory. */
+/*
+ * The same as a json-c object (new reference), or NULL when out of memory
+ * (or when data is not JSON, which event_decode does not check).
+ */
 struct json_object *event_to_json(const struct event_view *ev);
 
 /* Writes a UUIDv7 for ms (epoch ms) into out (EVENT_UUID_LEN + 1 bytes), time-ordered per parser. */
