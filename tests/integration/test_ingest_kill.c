@@ -1,0 +1,621 @@
+/* SPDX-License-Identifier: MIT */
+/* test_ingest_kill.c: SIGKILLs the real ringflow-ingest at random moments and checks that no input is lost or emitted twice where the contract forbids it. */
+#include "autoconf.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ingest_harness.h"
+#include "why.h"
+
+TestSuite(ingest_kill, .init = ih_setup, .fini = ih_teardown, .timeout = 180);
+
+#define KILLS 6
+#define OUT_RING (256u * 1024u)   /* small: the stage often waits on it */
+
+/* ---- what came out, record by record ---- */
+
+struct krec {
+        uint32_t line;          /* the input's number, from its id */
+        uint64_t seq;
+        uint64_t origin;
+};
+
+struct kstate {
+        const char *prefix;     /* ids are <prefix><number> */
+        enum event_source kind;
+        struct krec *v;
+        size_t n, cap;
+        unsigned char *seen;    /* per input number: arrived at least once */
+        size_t unique;
+};
+
+static void kstate_init(struct kstate *ks, const char *prefix, enum event_source kind, size_t inputs)
+{
+        memset(ks, 0, sizeof(*ks));
+        ks->prefix = prefix;
+        ks->kind = kind;
+        ks->seen = calloc(inputs, 1);
+        cr_assert(ks->seen != NULL);
+        ks->cap = inputs;
+        ks->v = malloc(ks->cap * sizeof(*ks->v));
+        cr_assert(ks->v != NULL);
+}
+
+static void kstate_fini(struct kstate *ks)
+{
+        free(ks->v);
+        free(ks->seen);
+}
+
+static void kill_collect(const struct ih_view *v, void *ctx)
+{
+        struct kstate *ks = ctx;
+        size_t plen = strlen(ks->prefix);
+        unsigned long line;
+        char *end;
+
+        cr_assert_eq(v->type, EVENT_REC_EVENT, "record #%llu is a reject (%s): %.*s",
+                     (unsigned long long)v->index,
+                     v->type == EVENT_REC_REJECT ? event_reason_name(v->rj.reason) : "?",
+                     v->type == EVENT_REC_REJECT ? (int)v->rj.raw_len : 0,
+                     v->type == EVENT_REC_REJECT ? v->rj.raw : "");
+        cr_assert_eq(v->ev.source_kind, ks->kind, "record #%llu: source_kind %d",
+                     (unsigned long long)v->index, (int)v->ev.source_kind);
+        cr_assert(strncmp(v->ev.id, ks->prefix, plen) == 0, "record #%llu: unexpected id %s",
+                  (unsigned long long)v->index, v->ev.id);
+        line = strtoul(v->ev.id + plen, &end, 10);
+        cr_assert(*end == '\0', "record #%llu: unexpected id %s", (unsigned long long)v->index,
+                  v->ev.id);
+        if (ks->n == ks->cap) {
+                ks->cap *= 2;
+                ks->v = realloc(ks->v, ks->cap * sizeof(*ks->v));
+                cr_assert(ks->v != NULL);
+        }
+        ks->v[ks->n++] = (struct krec){ (uint32_t)line, v->ev.seq, v->ev.origin };
+        if (!ks->seen[line]) {
+                ks->seen[line] = 1;
+                ks->unique++;
+        }
+}
+
+struct unique_goal {
+        struct kstate *ks;
+        size_t want;
+};
+
+static bool unique_reached(void *ctx)
+{
+        struct unique_goal *g = ctx;
+
+        return g->ks->unique >= g->want;
+}
+
+/* Seq is 1, 2, 3, ... over every record, across every restart. */
+static void check_seq(const struct kstate *ks, const uint64_t *bounds, unsigned nb)
+{
+        unsigned run = 0;
+
+        for (size_t i = 0; i < ks->n; i++) {
+                while (run < nb && i >= bounds[run])
+                        run++;
+                cr_assert_eq(ks->v[i].seq, i + 1,
+                             "record #%zu (run %u, after %u kills) has seq %llu, want %zu: seq "
+                             "repeated, went back or skipped across a restart", i, run, run,
+                             (unsigned long long)ks->v[i].seq, i + 1);
+        }
+}
+
+/* KILLS distinct-ish random record counts in [lo, hi), sorted. */
+static void pick_targets(uint64_t *t, unsigned n, uint64_t lo, uint64_t hi, unsigned *seed)
+{
+        for (unsigned i = 0; i < n; i++)
+                t[i] = lo + (uint64_t)rand_r(seed) % (hi - lo);
+        for (unsigned i = 1; i < n; i++)
+                for (unsigned j = i; j > 0 && t[j - 1] > t[j]; j--) {
+                        uint64_t x = t[j];
+
+                        t[j] = t[j - 1];
+                        t[j - 1] = x;
+                }
+}
+
+/* Busy-waits 0..max_us microseconds, so kills land at varied points of the stage's loop. */
+static void jitter(unsigned *seed, unsigned max_us)
+{
+        int64_t until = clock_mono_ns() + (int64_t)(rand_r(seed) % (max_us + 1)) * NSEC_PER_USEC;
+
+        while (clock_mono_ns() < until)
+                ;
+}
+
+/*
+ * Waits until the stage waits on a full output ring: out.waits goes up, or
+ * (when it was already waiting as the test stopped consuming) its end of
+ * the ring is parked on the futex with the ring more than half full.
+ */
+static void wait_blocked_on_full_ring(struct ih_proc *p, struct ring *out)
+{
+        int64_t deadline = clock_mono_ns() + IH_TIMEOUT_NS;
+        uint64_t waits = ih_stat_now("out.waits");
+
+        for (;;) {
+                struct ring_stats st;
+
+                cr_assert_eq(ring_stats(out, &st), 0);
+                if (ih_stat_now("out.waits") > waits ||
+                    (st.prod.sleeping && st.write - st.commit > st.capacity / 2))
+                        return;
+                cr_assert(!ih_exited(p), "exited (%d): %s", p->status, ih_stderr(p));
+                cr_assert(clock_mono_ns() < deadline, "the stage never waited on the full ring "
+                          "(out.waits %llu, ring %llu of %llu bytes used, producer sleeping %d)",
+                          (unsigned long long)waits, (unsigned long long)(st.write - st.commit),
+                          (unsigned long long)st.capacity, st.prod.sleeping);
+                ih_poll_pause();
+        }
+}
+
+/*
+ * Ends the last run once every input has arrived: with --exit-on-eof it
+ * must exit 0 by itself (checked, but the records are still checked when
+ * it does not); otherwise SIGTERM, and it must exit 0.
+ */
+static void finish_run(struct ih_proc *p, struct ih_sink *sink, struct kstate *ks, size_t inputs,
+                       bool exits_at_eof)
+{
+        struct unique_goal all = { ks, inputs };
+        int64_t deadline;
+
+        ih_take_until(sink, unique_reached, &all, p, IH_TIMEOUT_NS);
+        if (exits_at_eof) {
+                deadline = clock_mono_ns() + 10 * NSEC_PER_SEC;
+                while (!ih_exited(p) && clock_mono_ns() < deadline) {
+                        ih_take(sink, SIZE_MAX);
+                        ih_poll_pause();
+                }
+                if (ih_exited(p)) {
+                        ih_take(sink, SIZE_MAX);
+                        cr_expect_eq(p->status, 0, "last run: exit %d; stderr:\n%s", p->status,
+                                     ih_stderr(p));
+                        return;
+                }
+                cr_expect_fail("every input arrived but --exit-on-eof did not exit within 10 s");
+        }
+        ih_signal(p, SIGTERM);
+        cr_assert_eq(ih_take_until_exit(sink, p, IH_TIMEOUT_NS), 0, "SIGTERM: exit %d; stderr:\n%s",
+                     p->status, ih_stderr(p));
+}
+
+/*
+ * Runs the kill loop: waits for the sink to reach each target, kills the
+ * stage (the first kill while it waits on a full output ring), records
+ * the ring's write_count at each kill (the boundary of that run's records)
+ * and restarts it on stdin_fd (a fresh open of reopen_path on odd restarts
+ * when reopen_path is set). Leaves the last run going in *p.
+ */
+static void kill_loop(struct ih_proc *p, struct ih_sink *sink, int stdin_fd, const char *reopen_path,
+                      const char *const *args, const uint64_t *targets, uint64_t *bounds,
+                      unsigned *seed)
+{
+        for (unsigned j = 0; j < KILLS; j++) {
+                struct ring_stats st;
+                int fd = stdin_fd;
+
+                ih_take_count(sink, targets[j], p, IH_TIMEOUT_NS);
+                if (j == 0) {
+                        /*
+                         * Stop consuming until the stage waits on a full ring, then
+                         * kill it (the first kill: most of the input is still to come).
+                         */
+                        wait_blocked_on_full_ring(p, sink->ring);
+                } else {
+                        jitter(seed, 2000);
+                }
+                cr_assert(!ih_exited(p), "ringflow-ingest exited (%d) before kill %u: %s", p->status,
+                          j, ih_stderr(p));
+                ih_signal(p, SIGKILL);
+                ih_proc_fini(p);
+                cr_assert_eq(ring_stats(sink->ring, &st), 0);
+                bounds[j] = st.write_count;
+                cr_log_info("kill %u: SIGKILL after %llu records were published", j,
+                            (unsigned long long)bounds[j]);
+                if (reopen_path != NULL && j % 2 == 0) {
+                        fd = open(reopen_path, O_RDONLY | O_CLOEXEC);
+                        cr_assert(fd >= 0, "open %s: %s", reopen_path, strerror(errno));
+                }
+                ih_startv(p, fd, args);
+                if (fd != stdin_fd)
+                        close(fd);
+        }
+}
+
+/* ---- 4: a pipe survives SIGKILL at any instant ---- */
+
+#define PIPE_LINES 300000u
+#define KILL_FMT "{\"id\":\"k%07u\",\"type\":\"kill\",\"source\":\"pipe\",\"data\":{\"n\":\"%07u\"}}\n"
+
+static int kill_line(char *buf, size_t cap, unsigned i)
+{
+        return snprintf(buf, cap, KILL_FMT, i, i);
+}
+
+Test(ingest_kill, sigkill_on_a_pipe_loses_no_line_and_only_replays_around_a_kill)
+{
+        static const char *const args[] = { "--exit-on-eof", NULL };
+        static struct ih_proc p;
+        struct kstate ks;
+        struct ih_sink sink;
+        uint64_t targets[KILLS], bounds[KILLS];
+        unsigned seed = ih_seed();
+        size_t len, L = (size_t)kill_line(NULL, 0, 0);
+        char *buf = ih_lines(kill_line, PIPE_LINES, &len);
+        int64_t max_seen = -1;
+        uint64_t dups = 0;
+        unsigned origin_shifted = 0;
+        int fd;
+
+        cr_assert_eq(len, L * PIPE_LINES, "lines are of one length");
+        kstate_init(&ks, "k", EVENT_SRC_STDIN, PIPE_LINES);
+        ih_ring_create("ingest", "process", OUT_RING);
+        ih_sink_init(&sink, kill_collect, &ks);
+        /* The test holds the read end across restarts, as the supervisor does. */
+        fd = ih_pipe_feed(buf, len);
+        pick_targets(targets, KILLS, PIPE_LINES / 50, PIPE_LINES * 85 / 100, &seed);
+        ih_startv(&p, fd, args);
+        kill_loop(&p, &sink, fd, NULL, args, targets, bounds, &seed);
+        finish_run(&p, &sink, &ks, PIPE_LINES, true);
+        ih_reap_writers();
+
+        check_seq(&ks, bounds, KILLS);
+        /* Run by run: each one reads the pipe on from where the last published run left it. */
+        for (unsigned r = 0; r <= KILLS; r++) {
+                size_t from = r == 0 ? 0 : bounds[r - 1], to = r < KILLS ? bounds[r] : ks.n;
+                int64_t first, base;
+
+                if (from == to) {
+                        cr_log_info("run %u published nothing", r);
+                        continue;
+                }
+                first = ks.v[from].line;
+                cr_assert(first <= max_seen + 1, "run %u starts at line %lld but only lines up to %lld "
+                          "had arrived: lines %lld..%lld are lost", r, (long long)first,
+                          (long long)max_seen, (long long)(max_seen + 1), (long long)(first - 1));
+                for (size_t i = from + 1; i < to; i++) {
+                        cr_assert_eq(ks.v[i].line, ks.v[i - 1].line + 1,
+                                     "run %u: line %u follows line %u (lost or reordered)", r,
+                                     ks.v[i].line, ks.v[i - 1].line);
+                        cr_assert_eq(ks.v[i].origin, ks.v[i - 1].origin + L,
+                                     "run %u: line %u has origin %llu after %llu", r, ks.v[i].line,
+                                     (unsigned long long)ks.v[i].origin,
+                                     (unsigned long long)ks.v[i - 1].origin);
+                }
+                base = (int64_t)ks.v[from].origin - first * (int64_t)L;
+                if (r == 0)
+                        cr_assert_eq(base, 0, "run 0: line %lld has origin %llu", (long long)first,
+                                     (unsigned long long)ks.v[from].origin);
+                else if (base != 0)
+                        origin_shifted++;
+                cr_log_info("run %u: records %zu..%zu, lines %lld..%u, replayed %lld, origin - "
+                            "stream offset %lld", r, from, to, (long long)first, ks.v[to - 1].line,
+                            (long long)(first <= max_seen ? max_seen + 1 - first : 0), (long long)base);
+                if (first <= max_seen)
+                        dups += (uint64_t)(max_seen + 1 - first);
+                if ((int64_t)ks.v[to - 1].line > max_seen)
+                        max_seen = ks.v[to - 1].line;
+        }
+        cr_assert_eq(max_seen, PIPE_LINES - 1, "the last line to arrive is %lld", (long long)max_seen);
+        cr_assert_eq(ks.unique, PIPE_LINES);
+        cr_assert_eq(ks.n, PIPE_LINES + dups);
+        cr_expect_eq(ih_stat_now("seq"), ks.n);
+        cr_log_info("pipe, %u lines, %d SIGKILLs: %llu lines delivered twice; %u restarts gave "
+                    "origins not equal to the stream offset", PIPE_LINES, KILLS,
+                    (unsigned long long)dups, origin_shifted);
+        close(fd);
+        ih_sink_fini(&sink);
+        kstate_fini(&ks);
+        free(buf);
+}
+
+/* ---- 5: a regular file resumes exactly where the published records end ---- */
+
+#define FILE_LINES 200000u
+
+static int other_line(char *buf, size_t cap, unsigned i)
+{
+        /* Same length as kill_line, another prefix: a different file. */
+        return snprintf(buf, cap, "{\"id\":\"g%07u\",\"type\":\"kill\",\"source\":\"pipe\",\"data\":{\"n\":\"%07u\"}}\n",
+                        i, i);
+}
+
+Test(ingest_kill, sigkill_on_a_regular_file_loses_nothing_and_repeats_nothing)
+{
+        static const char *const args[] = { "--exit-on-eof", NULL };
+        static struct ih_proc p;
+        struct kstate ks, ks2;
+        struct ih_sink sink;
+        uint64_t targets[KILLS], bounds[KILLS];
+        unsigned seed = ih_seed();
+        size_t len, len2, L = (size_t)kill_line(NULL, 0, 0);
+        char *buf = ih_lines(kill_line, FILE_LINES, &len), *buf2;
+        char path[64];
+        int fd, fd2;
+
+        kstate_init(&ks, "k", EVENT_SRC_STDIN, FILE_LINES);
+        ih_ring_create("ingest", "process", OUT_RING);
+        ih_sink_init(&sink, kill_collect, &ks);
+        fd = ih_file_feed(buf, len);
+        /* Half the restarts get a fresh descriptor at offset 0: the saved offset must win. */
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        pick_targets(targets, KILLS, FILE_LINES / 50, FILE_LINES * 85 / 100, &seed);
+        ih_startv(&p, fd, args);
+        kill_loop(&p, &sink, fd, path, args, targets, bounds, &seed);
+        finish_run(&p, &sink, &ks, FILE_LINES, true);
+        ih_proc_fini(&p);
+
+        check_seq(&ks, bounds, KILLS);
+        for (size_t i = 0; i < ks.n; i++) {
+                unsigned run = 0;
+
+                while (run < KILLS && i >= bounds[run])
+                        run++;
+                cr_assert_eq(ks.v[i].line, i, "record #%zu (run %u) is line %u, want line %zu: a "
+                             "line %s", i, run, ks.v[i].line, i,
+                             ks.v[i].line < i ? "repeated" : "lost");
+                cr_assert_eq(ks.v[i].origin, i * L, "line %zu: origin %llu, want %zu", i,
+                             (unsigned long long)ks.v[i].origin, i * L);
+        }
+        cr_assert_eq(ks.n, FILE_LINES, "%zu records for %u lines", ks.n, FILE_LINES);
+
+        /* The same file again: it was read to the end, nothing comes out. */
+        cr_assert_eq(ih_run(&p, fd, "--exit-on-eof", (const char *)NULL), 0, "stderr:\n%s",
+                     ih_stderr(&p));
+        ih_proc_fini(&p);
+        cr_assert_eq(ih_take(&sink, SIZE_MAX), 0, "re-reading a finished file emitted records");
+
+        /* Another file, positioned at line 1000: it starts there, seq goes on. */
+        buf2 = ih_lines(other_line, 2000, &len2);
+        fd2 = ih_file_feed(buf2, len2);
+        cr_assert_eq(lseek(fd2, (off_t)(1000 * L), SEEK_SET), (off_t)(1000 * L));
+        kstate_init(&ks2, "g", EVENT_SRC_STDIN, 2000);
+        ih_sink_fini(&sink);
+        ih_sink_init(&sink, kill_collect, &ks2);
+        cr_assert_eq(ih_run(&p, fd2, "--exit-on-eof", (const char *)NULL), 0, "stderr:\n%s",
+                     ih_stderr(&p));
+        ih_take(&sink, SIZE_MAX);
+        cr_assert_eq(ks2.n, 1000, "%zu records from the second half of another file", ks2.n);
+        for (size_t i = 0; i < ks2.n; i++) {
+                cr_assert_eq(ks2.v[i].line, 1000 + i);
+                cr_assert_eq(ks2.v[i].seq, FILE_LINES + 1 + i);
+                cr_assert_eq(ks2.v[i].origin, (1000 + i) * L, "origin %llu, want the file offset %zu",
+                             (unsigned long long)ks2.v[i].origin, (1000 + i) * L);
+        }
+        close(fd);
+        close(fd2);
+        ih_sink_fini(&sink);
+        kstate_fini(&ks);
+        kstate_fini(&ks2);
+        free(buf);
+        free(buf2);
+}
+
+/* ---- 7: the api ring: dedup by the saved mark across SIGKILL ---- */
+
+#define API_EVENTS 40000u
+#define API_RING (8u << 20)
+
+Test(ingest_kill, sigkill_with_the_api_ring_emits_each_api_record_once)
+{
+        static const char *const args[] = { "--ingest-stdin", "no", NULL };
+        static struct ih_proc p;
+        static uint64_t pos[API_EVENTS];
+        struct event_limits lim;
+        struct event_parser *ep;
+        struct ring_stats st;
+        struct kstate ks;
+        struct ih_sink sink;
+        struct ring *api;
+        struct unique_goal all = { &ks, API_EVENTS };
+        uint64_t targets[KILLS], bounds[KILLS];
+        unsigned seed = ih_seed();
+        size_t max;
+        int64_t deadline;
+
+        event_limits_default(&lim);
+        cr_assert_eq(event_parser_create(&ep, &lim), 0);
+        max = event_record_max(&lim);
+        kstate_init(&ks, "api-", EVENT_SRC_API, API_EVENTS);
+        ih_ring_create("ingest", "process", OUT_RING);
+        ih_ring_create("api", "ingest", API_RING);
+        api = ih_attach("api", "ingest", RING_PRODUCER);
+        for (unsigned i = 0; i < API_EVENTS; i++) {
+                struct event_error err;
+                char json[160];
+                void *rec;
+                long n;
+                int e = ring_reserve(api, EVENT_REC_EVENT, (uint32_t)max, &rec);
+
+                cr_assert(e == 0, "ring_reserve(api-ingest) #%u: %s", i, strerror(-e));
+                snprintf(json, sizeof(json), "{\"id\":\"api-%u\",\"type\":\"api\",\"source\":\"http\","
+                         "\"data\":{\"i\":%u}}", i, i);
+                n = event_parse(ep, json, strlen(json), clock_real_ns(), EVENT_SRC_API, 0, rec, max, &err);
+                cr_assert(n > 0, "event_parse: %s", err.message);
+                cr_assert_eq(ring_commit(api, (uint32_t)n), 0);
+                ring_publish(api);
+                cr_assert_eq(ring_stats(api, &st), 0);
+                pos[i] = st.write - ih_rec_bytes((uint64_t)n);
+        }
+        ih_sink_init(&sink, kill_collect, &ks);
+        pick_targets(targets, KILLS, API_EVENTS / 50, API_EVENTS * 85 / 100, &seed);
+        ih_startv(&p, -1, args);
+        kill_loop(&p, &sink, -1, NULL, args, targets, bounds, &seed);
+        ih_take_until(&sink, unique_reached, &all, &p, IH_TIMEOUT_NS);
+        /* Wait for the api ring's commit to catch up, then stop it: nothing more may come. */
+        deadline = clock_mono_ns() + IH_TIMEOUT_NS;
+        for (;;) {
+                cr_assert_eq(ring_stats(api, &st), 0);
+                if (st.commit == st.write)
+                        break;
+                cr_assert(clock_mono_ns() < deadline, "api-ingest commit %llu never reached write %llu",
+                          (unsigned long long)st.commit, (unsigned long long)st.write);
+                ih_poll_pause();
+        }
+        ih_signal(&p, SIGTERM);
+        cr_assert_eq(ih_take_until_exit(&sink, &p, IH_TIMEOUT_NS), 0, "stderr:\n%s", ih_stderr(&p));
+
+        check_seq(&ks, bounds, KILLS);
+        for (size_t i = 0; i < ks.n; i++) {
+                unsigned run = 0;
+
+                while (run < KILLS && i >= bounds[run])
+                        run++;
+                cr_assert_eq(ks.v[i].line, i, "record #%zu (run %u) is api event %u, want %zu: an "
+                             "api record %s", i, run, ks.v[i].line, i,
+                             ks.v[i].line < i ? "emitted twice" : "lost");
+                cr_assert_eq(ks.v[i].origin, pos[i], "api event %zu: origin %llu, want its position %llu",
+                             i, (unsigned long long)ks.v[i].origin, (unsigned long long)pos[i]);
+        }
+        cr_assert_eq(ks.n, API_EVENTS, "%zu records for %u api events", ks.n, API_EVENTS);
+        ring_close(api);
+        event_parser_destroy(ep);
+        ih_sink_fini(&sink);
+        kstate_fini(&ks);
+}
+
+/* ---- SIGKILL in the middle of an over-long line ---- */
+
+#define SKIP_LINE (64u << 20)
+#define SKIP_AFTER 1000u
+
+static int short_line(char *buf, size_t cap, unsigned i)
+{
+        return snprintf(buf, cap, "{\"id\":\"s%07u\",\"type\":\"t\",\"source\":\"s\"}\n", i);
+}
+
+Test(ingest_kill, sigkill_while_skipping_an_overlong_line_resumes_the_skip)
+{
+        static const char head[] = "{\"type\":\"a\",\"source\":\"b\",\"data\":{\"s\":\"";
+        static const char *const args[] = { "--exit-on-eof", NULL };
+        static struct ih_proc p;
+        struct ih_recs recs = { 0 };
+        struct ih_sink sink;
+        size_t tail_len, len, L = (size_t)short_line(NULL, 0, 0), events = 0, rejects = 0;
+        char *tail = ih_lines(short_line, SKIP_AFTER, &tail_len), *buf;
+        uint64_t bytes;
+        int data[2], gate[2];
+
+        /* A line of SKIP_LINE bytes, its newline, then short events. */
+        len = SKIP_LINE + 1 + tail_len;
+        buf = malloc(len);
+        cr_assert(buf != NULL);
+        memcpy(buf, head, sizeof(head) - 1);
+        memset(buf + sizeof(head) - 1, 'x', SKIP_LINE - (sizeof(head) - 1) - 3);
+        memcpy(buf + SKIP_LINE - 3, "\"}}\n", 4);
+        memcpy(buf + SKIP_LINE + 1, tail, tail_len);
+
+        ih_ring_create("ingest", "process", OUT_RING);
+        ih_sink_init(&sink, ih_collect, &recs);
+        cr_assert(pipe2(data, O_CLOEXEC) == 0 && pipe2(gate, O_CLOEXEC) == 0);
+        /* Half the long line, then the writer waits for the test. */
+        ih_spawn_writer_gated(data[1], buf, len, SKIP_LINE / 2, gate[0]);
+        close(data[1]);
+        close(gate[0]);
+        ih_startv(&p, data[0], args);
+        ih_wait_stat("stdin.bytes", SKIP_LINE / 4, &p, IH_TIMEOUT_NS);
+        bytes = ih_wait_stat_settles("stdin.bytes", 100, &p);
+        cr_log_info("killed while skipping: stdin.bytes %llu of a %u-byte line, %zu records out",
+                    (unsigned long long)bytes, SKIP_LINE, (size_t)ih_take(&sink, SIZE_MAX));
+        ih_signal(&p, SIGKILL);
+        ih_proc_fini(&p);
+        ih_startv(&p, data[0], args);
+        cr_assert_eq(write(gate[1], "g", 1), 1);
+        close(gate[1]);
+        ih_take_count(&sink, 1 + SKIP_AFTER, &p, IH_TIMEOUT_NS);
+        cr_assert_eq(ih_exit_at_eof(&sink, &p), 0, "stderr:\n%s", ih_stderr(&p));
+
+        for (size_t i = 0; i < recs.n; i++) {
+                const struct ih_rec *r = &recs.v[i];
+                char desc[512], id[32];
+
+                ih_rec_describe(r, desc, sizeof(desc));
+                if (r->type == EVENT_REC_REJECT) {
+                        cr_assert_eq(events, 0, "a reject after the events: %s", desc);
+                        cr_assert_eq(r->reason, EVENT_ERR_LINE_TOO_LONG,
+                                     "the rest of the long line became a record of its own: %s", desc);
+                        cr_assert_eq(r->origin, 0, "%s", desc);
+                        cr_expect_eq(r->raw_total, SKIP_LINE, "raw_total %u, want the line's %u bytes",
+                                     r->raw_total, SKIP_LINE);
+                        rejects++;
+                        continue;
+                }
+                snprintf(id, sizeof(id), "s%07zu", events);
+                cr_assert_str_eq(r->id, id, "%s", desc);
+                cr_expect_eq(r->origin, SKIP_LINE + 1 + events * L, "%s", desc);
+                events++;
+        }
+        cr_assert_geq(rejects, 1, "the long line left no reject");
+        cr_assert_eq(events, SKIP_AFTER, "%zu of %u events after the long line", events, SKIP_AFTER);
+        cr_log_info("long line killed mid-skip: %zu line_too_long rejects", rejects);
+        close(data[0]);
+        ih_sink_fini(&sink);
+        ih_recs_free(&recs);
+        free(buf);
+        free(tail);
+}
+
+/*
+ * A writer that stops in the middle of a line (a producer flushing a 4 KiB
+ * block, a slow network peer) must not expose that half line to a SIGKILL:
+ * it stays in the pipe until its newline comes, however long the pause.
+ */
+Test(ingest_kill, a_half_written_line_survives_a_sigkill_during_the_pause)
+{
+        static const char input[] = "{\"id\":\"h1\",\"type\":\"first\",\"source\":\"s\"}\n"
+                                    "{\"id\":\"h2\",\"type\":\"second\",\"source\":\"s\"}\n";
+        static const char *const args[] = { "--exit-on-eof", NULL };
+        static struct ih_proc p;
+        struct ih_recs recs = { 0 };
+        struct ih_sink sink;
+        size_t first = strchr(input, '\n') + 1 - input;
+        int data[2], gate[2];
+
+        ih_ring_create("ingest", "process", OUT_RING);
+        ih_sink_init(&sink, ih_collect, &recs);
+        cr_assert(pipe2(data, O_CLOEXEC) == 0 && pipe2(gate, O_CLOEXEC) == 0);
+        /* The first line and half the second, then the writer waits for the test. */
+        ih_spawn_writer_gated(data[1], input, sizeof(input) - 1, first + 20, gate[0]);
+        close(data[1]);
+        close(gate[0]);
+        ih_startv(&p, data[0], args);
+        ih_take_count(&sink, 1, &p, IH_TIMEOUT_NS);
+        /*
+         * The pause itself is the scenario: the stage keeps looking at the
+         * half line (its byte counter stops moving) for well over the
+         * 64 ms its polling backs off to, then dies.
+         */
+        ih_wait_stat_settles("stdin.bytes", 200, &p);
+        ih_signal(&p, SIGKILL);
+        ih_proc_fini(&p);
+
+        ih_startv(&p, data[0], args);
+        cr_assert_eq(write(gate[1], "g", 1), 1);
+        close(gate[1]);
+        cr_assert_eq(ih_take_until_exit(&sink, &p, IH_TIMEOUT_NS), 0, "stderr:\n%s", ih_stderr(&p));
+        cr_assert_eq(recs.n, 2u, "two events, no reject of a torn line: got %zu records", recs.n);
+        cr_assert_eq(recs.v[1].type, EVENT_REC_EVENT, "the half line was torn: %s",
+                     recs.v[1].type == EVENT_REC_REJECT ? recs.v[1].message : "");
+        cr_assert_str_eq(recs.v[1].id, "h2");
+        cr_assert_str_eq(recs.v[1].etype, "second");
+        cr_assert_eq(recs.v[1].seq, recs.v[0].seq + 1);
+        ih_recs_free(&recs);
+        ih_sink_fini(&sink);
+        close(data[0]);
+}
