@@ -81,8 +81,8 @@ static const struct config_key config_keys[] = {
              "reject | keep: an unknown top-level field rejects the event, or moves into data"),
 
         BOOL("ingest", ingest_stdin, "yes", "read NDJSON from standard input"),
-        STR("ingest", ingest_socket, "", "Unix socket path to accept NDJSON on (empty: none)"),
-        STR("ingest", ingest_tcp, "", "host:port to accept NDJSON on, e.g. 127.0.0.1:5170 (empty: none)"),
+        STR("ingest", ingest_socket, "", "Unix socket path to accept NDJSON on"),
+        STR("ingest", ingest_tcp, "", "host:port to accept NDJSON on, e.g. 127.0.0.1:5170"),
         SIZE("ingest", ingest_max_connections, 1, 65536, "64", "socket clients at once"),
         SIZE("ingest", ingest_rate, 0, UINT32_MAX, "0", "events/s per source (0: unlimited); reading slows, nothing is dropped"),
         SIZE("ingest", ingest_burst, 0, UINT32_MAX, "0", "events a source may send at once above the rate (0: one second's worth)"),

@@ -174,6 +174,11 @@ struct ingest {
 
         uint64_t total_lines[EVENT_SRC_COUNT], total_rejected[EVENT_SRC_COUNT], total_records;
 
+        /* Rejects are logged, but at most REJECT_LOG_MAX per REJECT_LOG_WINDOW_NS. */
+        int64_t rejlog_window;          /* CLOCK_MONOTONIC start of the current window */
+        unsigned rejlog_shown;          /* logged in this window */
+        uint64_t rejlog_hidden;         /* not logged in this window */
+
         int out_full;                   /* the last reservation found the output ring full */
         int fatal;                      /* -errno: the output ring is corrupt; why in fatal_why */
         char fatal_why[WHY_MAX];

@@ -51,6 +51,42 @@ static void out_commit(struct ingest *st, uint32_t len)
         st->dirty = 1;
 }
 
+/*
+ * A person feeding ringflow wants to see why lines are refused, but a
+ * stream of bad input must not become a stream of log lines: the first
+ * REJECT_LOG_MAX rejects of every REJECT_LOG_WINDOW_NS are logged, and the
+ * number of the others once the window is over. Every reject is kept in
+ * its record and counted in ingest.stats either way.
+ */
+#define REJECT_LOG_MAX 10u
+#define REJECT_LOG_WINDOW_NS (10 * NSEC_PER_SEC)
+
+static void reject_log(struct ingest *st, enum event_source kind, uint64_t origin,
+                       const struct event_error *e)
+{
+        int64_t now = st->now_mono != 0 ? st->now_mono : clock_mono_ns();
+
+        if (now - st->rejlog_window >= REJECT_LOG_WINDOW_NS) {
+                if (st->rejlog_hidden > 0)
+                        log_warnx("%llu more rejected inputs in the last %lld s were not logged "
+                                  "(ringstat -s counts them by reason; the store keeps each one)",
+                                  (unsigned long long)st->rejlog_hidden,
+                                  (long long)(REJECT_LOG_WINDOW_NS / NSEC_PER_SEC));
+                st->rejlog_window = now;
+                st->rejlog_shown = 0;
+                st->rejlog_hidden = 0;
+        }
+        if (st->rejlog_shown >= REJECT_LOG_MAX) {
+                st->rejlog_hidden++;
+                return;
+        }
+        st->rejlog_shown++;
+        log_warnx("%s %s %llu rejected (%s): %s", event_source_name(kind),
+                  kind == EVENT_SRC_API ? "record at ring position" : "line at byte",
+                  (unsigned long long)origin,
+                  event_reason_name(e->reason), e->message);
+}
+
 int publish_reject(struct ingest *st, enum event_source kind, const char *raw, size_t avail,
                    uint64_t total, const struct event_error *e, int64_t received_ns, uint64_t origin)
 {
@@ -77,6 +113,7 @@ int publish_reject(struct ingest *st, enum event_source kind, const char *raw, s
         st->pend.lines[kind]++;
         st->pend.rejected[kind]++;
         st->pend.reasons[e->reason < EVENT_ERR_REASON_COUNT ? e->reason : EVENT_ERR_SYNTAX]++;
+        reject_log(st, kind, origin, e);
         return 0;
 }
 
