@@ -56,6 +56,10 @@ struct demo_cfg {
         unsigned rate;
         unsigned consumer_rate;         /* 0: as fast as records come */
         int remove;
+        int drain;                      /* only consume an existing ring (--drain) */
+        char producer[RING_NAME_MAX + 1];
+        char consumer[RING_NAME_MAX + 1];
+        char ring_file[2 * RING_NAME_MAX + 8];
 };
 
 static volatile sig_atomic_t demo_stop;
@@ -71,6 +75,7 @@ static void usage(FILE *f)
         fprintf(f,
 "usage: ringdemo [--instance NAME] [--rate R] [--capacity BYTES]\n"
 "                [--consumer-rate R] [--remove]\n"
+"       ringdemo --drain PRODUCER-CONSUMER [--instance NAME] [--consumer-rate R]\n"
 "Creates the instance and its ring gen->sink (or reuses a valid one), then\n"
 "runs a producer that publishes synthetic JSON records at R records/s and\n"
 "a consumer that drains them, optionally slower, until SIGINT or SIGTERM.\n"
@@ -84,6 +89,8 @@ static void usage(FILE *f)
 "                        below --rate the ring fills, then the producer waits\n"
 "  --remove              remove the ring and an emptied instance at exit\n"
 "                        (default: leave them for ringstat)\n"
+"  --drain P-C           only consume the existing ring P->C (any records),\n"
+"                        standing in for a stage that is not running\n"
 "  --help, --version\n"
 "\n"
 "Exit status: 0 stopped by a signal, 100 bad usage or an unusable existing\n"
@@ -172,15 +179,16 @@ static uint32_t format_record(char *buf, uint64_t seq, uint64_t *rnd)
         return (uint32_t)n < DEMO_RECORD_MAX ? (uint32_t)n : DEMO_RECORD_MAX - 1;
 }
 
-static struct ring *attach_or_exit(int dirfd, enum ring_role role, const char *who)
+static struct ring *attach_or_exit(int dirfd, const struct demo_cfg *cfg, enum ring_role role,
+                                   const char *who)
 {
         struct ring *r;
         char why[WHY_MAX];
         int rc;
 
-        rc = ring_attach(&r, dirfd, DEMO_PRODUCER, DEMO_CONSUMER, role, why, sizeof(why));
+        rc = ring_attach(&r, dirfd, cfg->producer, cfg->consumer, role, why, sizeof(why));
         if (rc != 0)
-                fatalx(EXIT_TEMPORARY, "%s: attaching to %s: %s", who, DEMO_RING_FILE, why);
+                fatalx(EXIT_TEMPORARY, "%s: attaching to %s: %s", who, cfg->ring_file, why);
         return r;
 }
 
@@ -191,7 +199,7 @@ static struct ring *attach_or_exit(int dirfd, enum ring_role role, const char *w
  */
 static int run_producer(int dirfd, const struct demo_cfg *cfg)
 {
-        struct ring *r = attach_or_exit(dirfd, RING_PRODUCER, "producer");
+        struct ring *r = attach_or_exit(dirfd, cfg, RING_PRODUCER, "producer");
         uint64_t seq = 0, waits = 0, rnd = (uint64_t)clock_real_ns() | 1;
         struct pacer pc;
         int64_t next;
@@ -248,7 +256,7 @@ static int run_producer(int dirfd, const struct demo_cfg *cfg)
 }
 
 /* Consumes up to max records; returns how many, or -errno. */
-static int consume_batch(struct ring *r, unsigned max, uint64_t *bad)
+static int consume_batch(struct ring *r, unsigned max, int check, uint64_t *bad)
 {
         struct ring_rec recs[DEMO_BATCH];
         int n, rc;
@@ -256,7 +264,8 @@ static int consume_batch(struct ring *r, unsigned max, uint64_t *bad)
         n = ring_peek_batch(r, recs, max < DEMO_BATCH ? max : DEMO_BATCH);
         if (n <= 0)
                 return n;
-        for (int i = 0; i < n; i++) {
+        /* Draining another program's ring: its records are its own business. */
+        for (int i = 0; check && i < n; i++) {
                 const char *d = recs[i].data;
 
                 /* A demo sink only looks, but a wrong record is worth saying once. */
@@ -278,7 +287,7 @@ static int consume_batch(struct ring *r, unsigned max, uint64_t *bad)
  */
 static int run_consumer(int dirfd, const struct demo_cfg *cfg)
 {
-        struct ring *r = attach_or_exit(dirfd, RING_CONSUMER, "consumer");
+        struct ring *r = attach_or_exit(dirfd, cfg, RING_CONSUMER, "consumer");
         uint64_t got = 0, bad = 0;
         struct pacer pc;
         int64_t next;
@@ -289,7 +298,7 @@ static int run_consumer(int dirfd, const struct demo_cfg *cfg)
         next = clock_mono_ns();
         while (!demo_stop && rc >= 0) {
                 if (cfg->consumer_rate == 0) {
-                        rc = consume_batch(r, DEMO_BATCH, &bad);
+                        rc = consume_batch(r, DEMO_BATCH, !cfg->drain, &bad);
                         if (rc > 0)
                                 got += (uint64_t)rc;
                         else if (rc == 0)
@@ -300,7 +309,8 @@ static int run_consumer(int dirfd, const struct demo_cfg *cfg)
                         continue;
                 }
                 for (uint64_t due = pacer_due(&pc, clock_mono_ns()); due > 0 && !demo_stop;) {
-                        rc = consume_batch(r, due < DEMO_BATCH ? (unsigned)due : DEMO_BATCH, &bad);
+                        rc = consume_batch(r, due < DEMO_BATCH ? (unsigned)due : DEMO_BATCH, !cfg->drain,
+                                           &bad);
                         if (rc <= 0)
                                 break;
                         got += (uint64_t)rc;
@@ -334,32 +344,32 @@ static void prepare_ring(int dirfd, struct demo_cfg *cfg)
         char why[WHY_MAX];
         int rc;
 
-        rc = ring_create(dirfd, DEMO_PRODUCER, DEMO_CONSUMER, cfg->capacity, 0, why, sizeof(why));
+        rc = ring_create(dirfd, cfg->producer, cfg->consumer, cfg->capacity, 0, why, sizeof(why));
         if (rc == 0)
                 return;
         if (rc != -EEXIST)
                 fatalx(rc == -EINVAL ? EXIT_PERMANENT : EXIT_TEMPORARY, "creating %s: %s",
-                       DEMO_RING_FILE, why);
-        rc = ring_attach(&obs, dirfd, DEMO_PRODUCER, DEMO_CONSUMER, RING_OBSERVER,
+                       cfg->ring_file, why);
+        rc = ring_attach(&obs, dirfd, cfg->producer, cfg->consumer, RING_OBSERVER,
                          why, sizeof(why));
         if (rc != 0)
                 fatalx(EXIT_PERMANENT, "existing %s in instance %s is not usable: %s "
-                       "(remove it, or use another --instance)", DEMO_RING_FILE,
+                       "(remove it, or use another --instance)", cfg->ring_file,
                        cfg->instance, why);
         rc = ring_stats(obs, &st);
         if (rc != 0)
                 fatalx(EXIT_PERMANENT, "existing %s in instance %s is not usable: %s",
-                       DEMO_RING_FILE, cfg->instance, ring_why(obs));
+                       cfg->ring_file, cfg->instance, ring_why(obs));
         ring_close(obs);
         if (st.prod.alive || st.cons.alive)
                 fatalx(EXIT_TEMPORARY, "%s in instance %s is in use (producer pid %" PRId32
                        "%s, consumer pid %" PRId32 "%s): is another ringdemo running?",
-                       DEMO_RING_FILE, cfg->instance, st.prod.pid,
+                       cfg->ring_file, cfg->instance, st.prod.pid,
                        st.prod.alive ? " alive" : " gone", st.cons.pid,
                        st.cons.alive ? " alive" : " gone");
         if (cfg->capacity_set && st.capacity != cfg->capacity)
                 log_warnx("reusing %s with its capacity of %" PRIu64 " bytes, not %" PRIu64,
-                          DEMO_RING_FILE, st.capacity, cfg->capacity);
+                          cfg->ring_file, st.capacity, cfg->capacity);
         cfg->capacity = st.capacity;
 }
 
@@ -469,7 +479,7 @@ static void remove_ring(int dirfd, const char *instance)
                 log_warn("removing %s", path);
 }
 
-enum { OPT_INSTANCE = 256, OPT_RATE, OPT_CAPACITY, OPT_CONSUMER_RATE, OPT_REMOVE,
+enum { OPT_INSTANCE = 256, OPT_RATE, OPT_CAPACITY, OPT_CONSUMER_RATE, OPT_REMOVE, OPT_DRAIN,
        OPT_HELP, OPT_VERSION };
 
 static const struct option long_opts[] = {
@@ -478,6 +488,7 @@ static const struct option long_opts[] = {
         { "capacity", required_argument, NULL, OPT_CAPACITY },
         { "consumer-rate", required_argument, NULL, OPT_CONSUMER_RATE },
         { "remove", no_argument, NULL, OPT_REMOVE },
+        { "drain", required_argument, NULL, OPT_DRAIN },
         { "help", no_argument, NULL, OPT_HELP },
         { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
@@ -492,6 +503,8 @@ static void parse_args(int argc, char **argv, struct demo_cfg *cfg)
                 .instance = INSTANCE_DEFAULT,
                 .capacity = DEFAULT_CAPACITY,
                 .rate = DEFAULT_RATE,
+                .producer = DEMO_PRODUCER,
+                .consumer = DEMO_CONSUMER,
         };
         while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
                 switch (c) {
@@ -526,6 +539,17 @@ static void parse_args(int argc, char **argv, struct demo_cfg *cfg)
                 case OPT_REMOVE:
                         cfg->remove = 1;
                         break;
+                case OPT_DRAIN: {
+                        char fname[2 * RING_NAME_MAX + 8];
+
+                        snprintf(fname, sizeof(fname), "%s.ring", optarg);
+                        if (strlen(optarg) > 2 * RING_NAME_MAX + 1 ||
+                            ring_parse_filename(fname, cfg->producer, cfg->consumer) != 0)
+                                fatalx(EXIT_PERMANENT, "--drain %s: expected PRODUCER-CONSUMER, "
+                                       "e.g. ingest-process", optarg);
+                        cfg->drain = 1;
+                        break;
+                }
                 case OPT_HELP:
                         usage(stdout);
                         exit(0);
@@ -539,6 +563,9 @@ static void parse_args(int argc, char **argv, struct demo_cfg *cfg)
         }
         if (optind < argc)
                 fatalx(EXIT_PERMANENT, "unexpected argument '%s' (see --help)", argv[optind]);
+        if (cfg->drain && cfg->remove)
+                fatalx(EXIT_PERMANENT, "--remove and --drain: a drained ring is not ours to remove");
+        snprintf(cfg->ring_file, sizeof(cfg->ring_file), "%s-%s.ring", cfg->producer, cfg->consumer);
 }
 
 int main(int argc, char **argv)
@@ -565,15 +592,16 @@ int main(int argc, char **argv)
         if (sfd < 0)
                 fatal(EXIT_TEMPORARY, "signalfd");
 
-        dirfd = instance_open(cfg.instance, 1, why, sizeof(why));
+        dirfd = instance_open(cfg.instance, !cfg.drain, why, sizeof(why));
         if (dirfd < 0)
                 fatalx(dirfd == -EINVAL ? EXIT_PERMANENT : EXIT_TEMPORARY, "instance %s: %s",
                        cfg.instance, why);
-        prepare_ring(dirfd, &cfg);
-
-        kids[0] = spawn(dirfd, &cfg, sfd, &old, run_producer);
-        if (kids[0] < 0)
-                fatal(EXIT_TEMPORARY, "fork");
+        if (!cfg.drain) {
+                prepare_ring(dirfd, &cfg);
+                kids[0] = spawn(dirfd, &cfg, sfd, &old, run_producer);
+                if (kids[0] < 0)
+                        fatal(EXIT_TEMPORARY, "fork");
+        }
         kids[1] = spawn(dirfd, &cfg, sfd, &old, run_consumer);
         if (kids[1] < 0) {
                 log_warn("fork");
@@ -585,11 +613,16 @@ int main(int argc, char **argv)
                 snprintf(consumer_rate, sizeof(consumer_rate), "%u records/s", cfg.consumer_rate);
         else
                 snprintf(consumer_rate, sizeof(consumer_rate), "all");
-        log_info("feeding instance %s: ring %s->%s (%" PRIu64 " bytes), producer pid %ld at %u "
-                 "records/s, consumer pid %ld draining %s; watch: ringstat --instance %s -w 1; "
-                 "stop: Ctrl-C or SIGTERM", cfg.instance, DEMO_PRODUCER, DEMO_CONSUMER,
-                 cfg.capacity, (long)kids[0], cfg.rate, (long)kids[1], consumer_rate,
-                 cfg.instance);
+        if (cfg.drain)
+                log_info("draining ring %s->%s of instance %s: consumer pid %ld taking %s; "
+                         "stop: Ctrl-C or SIGTERM", cfg.producer, cfg.consumer, cfg.instance,
+                         (long)kids[1], consumer_rate);
+        else
+                log_info("feeding instance %s: ring %s->%s (%" PRIu64 " bytes), producer pid %ld "
+                         "at %u records/s, consumer pid %ld draining %s; watch: ringstat "
+                         "--instance %s -w 1; stop: Ctrl-C or SIGTERM", cfg.instance,
+                         cfg.producer, cfg.consumer, cfg.capacity, (long)kids[0], cfg.rate,
+                         (long)kids[1], consumer_rate, cfg.instance);
 
         for (;;) {
                 struct pollfd pfd = { .fd = sfd, .events = POLLIN };
