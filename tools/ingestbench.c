@@ -8,18 +8,17 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "clock.h"
 #include "event.h"
 #include "gen_events.h"
@@ -114,15 +113,8 @@ struct run_result {
         uint64_t lines, accepted, rejected, bytes, out_waits, out_wait_ns;
 };
 
-static char bench_instance[INSTANCE_NAME_MAX + 1];
-static int bench_dirfd = -1;
+static int bench_dirfd = -1;            /* the private instance; bench.c closes it */
 static pid_t bench_child = -1;
-static volatile sig_atomic_t bench_stop;
-
-static void on_stop_signal(int sig)
-{
-        bench_stop = sig;
-}
 
 static void usage(FILE *f)
 {
@@ -159,79 +151,18 @@ static void usage(FILE *f)
 
 /* ---- machine facts ---- */
 
-static int allowed_cpus(void)
-{
-        cpu_set_t set;
-
-        if (sched_getaffinity(0, sizeof(set), &set) != 0)
-                return -1;
-        return CPU_COUNT(&set);
-}
-
 /* Picks two CPUs this process may run on: the first two of its affinity mask. */
 static void choose_cpus(struct bench_cfg *cfg)
 {
-        cpu_set_t set;
-        int found[2] = { -1, -1 };
-        int n = 0;
+        int found[2];
+        int n = bench_first_cpus(found, 2);
 
-        if (sched_getaffinity(0, sizeof(set), &set) != 0)
-                fatal(EXIT_TEMPORARY, "sched_getaffinity");
-        for (int cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++)
-                if (CPU_ISSET(cpu, &set))
-                        found[n++] = cpu;
+        if (n < 0)
+                fatalx(EXIT_TEMPORARY, "sched_getaffinity: %s", strerror(-n));
         if (n < 2)
                 fatalx(EXIT_PERMANENT, "--pin needs two CPUs, this process may use %d", n);
         cfg->cpu_ingest = found[0];
         cfg->cpu_bench = found[1];
-}
-
-static int pin_to(int cpu)
-{
-        cpu_set_t set;
-
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        return sched_setaffinity(0, sizeof(set), &set) == 0 ? 0 : -errno;
-}
-
-/* Busy and steal CPU seconds of the whole machine so far, from /proc/stat. */
-static int machine_cpu_s(double *busy, double *steal)
-{
-        unsigned long long user, nice, sys, idle, iowait, irq, softirq, st;
-        long hz = sysconf(_SC_CLK_TCK);
-        FILE *f = fopen("/proc/stat", "re");
-        int n;
-
-        if (f == NULL)
-                return -errno;
-        n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
-                   &user, &nice, &sys, &idle, &iowait, &irq, &softirq, &st);
-        fclose(f);
-        if (n != 8 || hz <= 0)
-                return -EBADMSG;
-        *busy = (double)(user + nice + sys + irq + softirq) / (double)hz;
-        *steal = (double)st / (double)hz;
-        return 0;
-}
-
-/* The 1-minute load average, or -1: reported with every figure. */
-static double load1(void)
-{
-        FILE *f = fopen("/proc/loadavg", "re");
-        double v = -1;
-
-        if (f == NULL)
-                return -1;
-        if (fscanf(f, "%lf", &v) != 1)
-                v = -1;
-        fclose(f);
-        return v;
-}
-
-static double tv_s(struct timeval tv)
-{
-        return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
 static double self_cpu_s(void)
@@ -240,7 +171,7 @@ static double self_cpu_s(void)
 
         if (getrusage(RUSAGE_SELF, &ru) != 0)
                 return 0;
-        return tv_s(ru.ru_utime) + tv_s(ru.ru_stime);
+        return bench_tv_s(ru.ru_utime) + bench_tv_s(ru.ru_stime);
 }
 
 /* ---- input ---- */
@@ -324,7 +255,7 @@ static void *writer_main(void *arg)
 {
         struct writer *w = arg;
 
-        while (w->written < w->in->len && !bench_stop) {
+        while (w->written < w->in->len && !bench_stopping()) {
                 size_t want = w->in->len - w->written;
                 ssize_t n;
 
@@ -379,6 +310,19 @@ static void resolve_ingest(struct bench_cfg *cfg, const char *given)
                       cfg->ingest);
 }
 
+/*
+ * Kills and reaps ingest if it runs: at the end of a run, and before the
+ * instance it writes into is removed (at exit, or after a stop).
+ */
+static void kill_ingest(void)
+{
+        if (bench_child > 0) {
+                kill(bench_child, SIGKILL);
+                waitpid(bench_child, NULL, 0);
+                bench_child = -1;
+        }
+}
+
 /* Starts ingest with stdin_fd as its stdin. Returns its pid; exits when fork fails. */
 static pid_t start_ingest(const struct bench_cfg *cfg, int stdin_fd)
 {
@@ -394,17 +338,19 @@ static pid_t start_ingest(const struct bench_cfg *cfg, int stdin_fd)
                 /* execv wants writable strings. */
                 char a_instance[] = "--instance", a_eof[] = "--exit-on-eof";
                 char a_capacity[] = "--ring-capacity";
+                char a_name[INSTANCE_NAME_MAX + 1];
                 char path[PATH_MAX];
                 char *argv[] = {
-                        path, a_instance, bench_instance, a_eof, a_capacity, capacity, NULL,
+                        path, a_instance, a_name, a_eof, a_capacity, capacity, NULL,
                 };
 
                 memcpy(path, cfg->ingest, sizeof(path));
+                snprintf(a_name, sizeof(a_name), "%s", bench_instance_name());
 
                 signal(SIGINT, SIG_DFL);
                 signal(SIGTERM, SIG_DFL);
                 signal(SIGPIPE, SIG_DFL);
-                if (cfg->pin && pin_to(cfg->cpu_ingest) != 0)
+                if (cfg->pin && bench_pin_to(cfg->cpu_ingest, NULL, 0) != 0)
                         _exit(EXIT_TEMPORARY);
                 if (dup2(stdin_fd, STDIN_FILENO) < 0)
                         _exit(EXIT_TEMPORARY);
@@ -450,9 +396,9 @@ static int wait_attached(struct ring *r, struct run_result *res)
                                  "ringflow-ingest %s before attaching to its ring", how);
                         return -1;
                 }
-                if (bench_stop || clock_mono_ns() > deadline) {
+                if (bench_stopping() || clock_mono_ns() > deadline) {
                         snprintf(res->why, sizeof(res->why), "%s",
-                                 bench_stop ? "interrupted"
+                                 bench_stopping() ? "interrupted"
                                             : "ringflow-ingest did not attach to its ring in 10 s");
                         return -1;
                 }
@@ -501,7 +447,7 @@ static int consume(struct ring *r, uint64_t expected, int64_t t0, struct run_res
                 if (n == 0) {
                         rc = ring_wait_data(r, CONSUMER_SPIN_NS, CONSUMER_WAIT_NS);
                         if (rc == 0 || rc == -EINTR || rc == -ETIMEDOUT) {
-                                if (bench_stop) {
+                                if (bench_stopping()) {
                                         snprintf(res->why, sizeof(res->why), "interrupted");
                                         return -1;
                                 }
@@ -617,21 +563,21 @@ static int reap_ingest(struct run_result *res)
                         snprintf(res->why, sizeof(res->why), "wait4: %s", strerror(errno));
                         return -1;
                 }
-                if (clock_mono_ns() > deadline || bench_stop) {
+                if (clock_mono_ns() > deadline || bench_stopping()) {
                         kill(bench_child, SIGKILL);
                         wait4(bench_child, &status, 0, &ru);
                         bench_child = -1;
                         snprintf(res->why, sizeof(res->why), "%s",
-                                 bench_stop ? "interrupted"
-                                            : "ringflow-ingest did not exit within 10 s after "
-                                              "its input ended (--exit-on-eof); killed");
+                                 bench_stopping() ? "interrupted"
+                                                  : "ringflow-ingest did not exit within 10 s after "
+                                                    "its input ended (--exit-on-eof); killed");
                         return -1;
                 }
                 nanosleep(&pause, NULL);
         }
         bench_child = -1;
-        res->ingest_user_s = tv_s(ru.ru_utime);
-        res->ingest_sys_s = tv_s(ru.ru_stime);
+        res->ingest_user_s = bench_tv_s(ru.ru_utime);
+        res->ingest_sys_s = bench_tv_s(ru.ru_stime);
         res->ingest_vol_ctxsw = ru.ru_nvcsw;
         res->ingest_invol_ctxsw = ru.ru_nivcsw;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -750,8 +696,9 @@ static int run_one(const struct bench_cfg *cfg, const struct input *in, int file
                 goto out;
         }
 
-        res->load1 = load1();
-        if (machine_cpu_s(&busy0, &steal0) != 0)
+        if (bench_load1(&res->load1) != 0)
+                res->load1 = -1;
+        if (bench_machine_cpu_s(&busy0, &steal0) != 0)
                 busy0 = -1;
         cpu0 = self_cpu_s();
         t0 = clock_mono_ns();
@@ -774,7 +721,7 @@ static int run_one(const struct bench_cfg *cfg, const struct input *in, int file
         res->bench_cpu_s = self_cpu_s() - cpu0;
         if (reap_ingest(res) != 0)
                 goto out;
-        if (busy0 >= 0 && machine_cpu_s(&res->busy_s, &res->steal_s) == 0) {
+        if (busy0 >= 0 && bench_machine_cpu_s(&res->busy_s, &res->steal_s) == 0) {
                 res->busy_s -= busy0;
                 res->steal_s -= steal0;
         }
@@ -792,11 +739,7 @@ static int run_one(const struct bench_cfg *cfg, const struct input *in, int file
                 goto out;
         rc = 0;
 out:
-        if (bench_child > 0) {
-                kill(bench_child, SIGKILL);
-                waitpid(bench_child, NULL, 0);
-                bench_child = -1;
-        }
+        kill_ingest();
         if (writer_started) {
                 /* Ingest is gone: the writer's next write fails with EPIPE and it ends. */
                 pthread_join(w.thread, NULL);
@@ -851,10 +794,7 @@ static void report_run(const struct input *in, unsigned i, unsigned n, const str
                  r->parse_p50, r->parse_p99, ingest_cpu_s(r), ingest_ns_per_event(in, r),
                  r->ingest_user_s, r->ingest_sys_s, 100 * ingest_cpu_s(r) / r->seconds,
                  r->out_waits, r->load1, other_cpu_s(r));
-        /* More than 5% of one CPU taken by others: say so next to the figure. */
-        if (other_cpu_s(r) > 0.05 * r->seconds + 0.02)
-                log_warnx("other processes used %.2f CPU-s during this %.2f s run: "
-                          "its figures are low", other_cpu_s(r), r->seconds);
+        bench_warn_other(other_cpu_s(r), r->seconds);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -888,33 +828,10 @@ static double fig_load(const struct input *in, const struct run_result *r)
         return r->load1;
 }
 
-/* Prints s as a JSON string: reasons may carry quotes, backslashes or file names. */
-static void print_json_string(const char *s)
-{
-        putchar('"');
-        for (; *s != '\0'; s++) {
-                unsigned char c = (unsigned char)*s;
-
-                if (c == '"' || c == '\\')
-                        printf("\\%c", c);
-                else if (c < 0x20)
-                        printf("\\u%04x", c);
-                else
-                        putchar(c);
-        }
-        putchar('"');
-}
-
 static void print_json(const struct bench_cfg *cfg, const struct input *in,
                        const struct run_result *runs, unsigned n, const char *error)
 {
-        struct utsname u;
-
-        if (uname(&u) != 0)
-                strcpy(u.release, "unknown");
-        printf("{\"tool\":\"ingestbench\",\"version\":\"%s\",", PACKAGE_VERSION);
-        printf("\"machine\":{\"cpus\":%ld,\"cpus_allowed\":%d,\"kernel\":\"%s\"},",
-               sysconf(_SC_NPROCESSORS_ONLN), allowed_cpus(), u.release);
+        bench_json_head(stdout, "ingestbench");
         printf("\"input\":\"%s\",\"events\":%" PRIu64 ",\"bytes\":%zu,\"invalid\":%" PRIu64
                ",\"capacity\":%" PRIu64 ",\"write_size\":%" PRIu64 ",\"quick\":%s,\"pinned\":%s",
                cfg->file_mode ? "file" : "pipe", in->lines, in->len, in->invalid, cfg->capacity,
@@ -951,29 +868,14 @@ static void print_json(const struct bench_cfg *cfg, const struct input *in,
                        median(in, runs, n, fig_load));
         if (error != NULL) {
                 printf(",\"error\":");
-                print_json_string(error);
+                bench_json_string(stdout, error);
         }
         printf("}\n");
         fflush(stdout);
 }
 
-static void remove_instance(void)
-{
-        if (bench_child > 0) {
-                kill(bench_child, SIGKILL);
-                waitpid(bench_child, NULL, 0);
-                bench_child = -1;
-        }
-        if (bench_dirfd >= 0)
-                close(bench_dirfd);
-        bench_dirfd = -1;
-        if (bench_instance[0] != '\0' && instance_remove(bench_instance) != 0)
-                log_warnx("could not remove instance %s", bench_instance);
-        bench_instance[0] = '\0';
-}
-
 enum { OPT_EVENTS = 256, OPT_QUICK, OPT_RUNS, OPT_FILE, OPT_CAPACITY, OPT_WRITE_SIZE, OPT_INVALID,
-       OPT_SEED, OPT_PIN, OPT_INGEST, OPT_JSON, OPT_HELP, OPT_VERSION };
+       OPT_SEED, OPT_PIN, OPT_INGEST, OPT_JSON };
 
 static const struct option long_opts[] = {
         { "events", required_argument, NULL, OPT_EVENTS },
@@ -987,8 +889,8 @@ static const struct option long_opts[] = {
         { "pin", no_argument, NULL, OPT_PIN },
         { "ingest", required_argument, NULL, OPT_INGEST },
         { "json", no_argument, NULL, OPT_JSON },
-        { "help", no_argument, NULL, OPT_HELP },
-        { "version", no_argument, NULL, OPT_VERSION },
+        { "help", no_argument, NULL, BENCH_OPT_HELP },
+        { "version", no_argument, NULL, BENCH_OPT_VERSION },
         { NULL, 0, NULL, 0 },
 };
 
@@ -996,6 +898,7 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
 {
         const char *ingest = NULL;
         int events_set = 0;
+        char why[WHY_MAX];
         uint64_t v;
         char *end;
         int c;
@@ -1028,12 +931,8 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
                         cfg->file_mode = 1;
                         break;
                 case OPT_CAPACITY:
-                        if (units_parse_size(optarg, RING_MIN_CAPACITY, RING_MAX_CAPACITY, &v) != 0 ||
-                            (v & (v - 1)) != 0)
-                                fatalx(EXIT_PERMANENT, "--capacity %s: expected a power of two "
-                                       "from %u to %u bytes", optarg, RING_MIN_CAPACITY,
-                                       RING_MAX_CAPACITY);
-                        cfg->capacity = v;
+                        if (bench_parse_capacity(optarg, &cfg->capacity, why, sizeof(why)) != 0)
+                                fatalx(EXIT_PERMANENT, "%s", why);
                         break;
                 case OPT_WRITE_SIZE:
                         if (units_parse_size(optarg, 1, 1u << 30, &cfg->write_size) != 0)
@@ -1060,19 +959,11 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
                 case OPT_JSON:
                         cfg->json = 1;
                         break;
-                case OPT_HELP:
-                        usage(stdout);
-                        exit(0);
-                case OPT_VERSION:
-                        printf("ingestbench (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
-                        exit(0);
                 default:
-                        usage(stderr);
-                        exit(EXIT_PERMANENT);
+                        bench_opt_other(c, "ingestbench", usage);
                 }
         }
-        if (optind < argc)
-                fatalx(EXIT_PERMANENT, "unexpected argument '%s' (see --help)", argv[optind]);
+        bench_opt_end(argc, argv);
         if (cfg->quick && !events_set)
                 cfg->events = QUICK_EVENTS;
         if (cfg->pin)
@@ -1085,7 +976,6 @@ int main(int argc, char **argv)
         static struct run_result runs[MAX_RUNS];
         struct bench_cfg cfg;
         struct input in;
-        struct sigaction sa;
         char why[WHY_MAX];
         unsigned done;
         int file_fd = -1, failed = 0;
@@ -1094,36 +984,29 @@ int main(int argc, char **argv)
         log_init(argv[0]);
         parse_args(argc, argv, &cfg);
 
-        /* No SA_RESTART: a signal must interrupt the waits. */
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_stop_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        /* A stop must interrupt the waits. */
+        if (bench_catch_stop() != 0)
+                fatal(EXIT_TEMPORARY, "sigaction");
         /* A writer into a dead ingest gets EPIPE and says so. */
         signal(SIGPIPE, SIG_IGN);
 
         make_input(&cfg, &in);
         if (cfg.file_mode)
                 file_fd = input_file(&in);
-        if (cfg.pin && pin_to(cfg.cpu_bench) != 0)
-                fatal(EXIT_TEMPORARY, "sched_setaffinity(cpu %d)", cfg.cpu_bench);
+        if (cfg.pin && bench_pin_to(cfg.cpu_bench, why, sizeof(why)) != 0)
+                fatalx(EXIT_TEMPORARY, "%s", why);
 
-        snprintf(bench_instance, sizeof(bench_instance), "ingestbench-%ld", (long)getpid());
-        bench_dirfd = instance_open(bench_instance, 1, why, sizeof(why));
-        if (bench_dirfd < 0) {
-                bench_instance[0] = '\0';
-                fatalx(EXIT_TEMPORARY, "instance_open(ingestbench-%ld): %s", (long)getpid(), why);
-        }
-        atexit(remove_instance);
+        bench_dirfd = bench_instance_open("ingestbench", kill_ingest, why, sizeof(why));
+        if (bench_dirfd < 0)
+                fatalx(EXIT_TEMPORARY, "%s", why);
         log_info("instance %s, %" PRIu64 " events (%" PRIu64 " invalid), %.1f MB, %s stdin, "
-                 "ring %" PRIu64 " B, %s%s, ingest %s", bench_instance, in.lines, in.invalid,
+                 "ring %" PRIu64 " B, %s%s, ingest %s", bench_instance_name(), in.lines, in.invalid,
                  (double)in.len / 1e6, cfg.file_mode ? "file" : "pipe", cfg.capacity,
                  cfg.pin ? "pinned" : "not pinned", cfg.quick ? ", quick" : "", cfg.ingest);
 
-        for (done = 0; done < cfg.runs && !bench_stop; done++) {
+        for (done = 0; done < cfg.runs && !bench_stopping(); done++) {
                 if (run_one(&cfg, &in, file_fd, &runs[done]) != 0) {
-                        if (!bench_stop)
+                        if (!bench_stopping())
                                 log_warnx("run %u: %s", done + 1, runs[done].why);
                         error = runs[done].why;
                         failed = 1;
@@ -1131,16 +1014,8 @@ int main(int argc, char **argv)
                 }
                 report_run(&in, done, cfg.runs, &runs[done]);
         }
-        if (bench_stop) {
-                char name[sizeof(bench_instance)];
-
-                memcpy(name, bench_instance, sizeof(name));
-                remove_instance();
-                log_warnx("interrupted; instance %s removed", name);
-                signal((int)bench_stop, SIG_DFL);
-                raise((int)bench_stop);
-                return 128 + (int)bench_stop;
-        }
+        if (bench_stopping())
+                bench_exit_stopped();
         if (done > 0)
                 log_info("median of %u: %.3fM events/s, %.0f MB/s, parse %.0f ns/event, "
                          "ingest CPU %.0f ns/event, load %.2f", done,

@@ -13,13 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "clock.h"
 #include "cpu.h"
-#include "instance.h"
 #include "log.h"
 #include "ring.h"
 #include "units.h"
@@ -115,18 +114,11 @@ struct run_result {
 
 #define MAX_RUNS 8
 
-static char bench_instance[INSTANCE_NAME_MAX + 1];
-static int bench_dirfd = -1;
+static int bench_dirfd = -1;            /* the private instance; bench.c closes it */
 static pid_t bench_children[2];
 static int bench_status[2];             /* wait status of each side */
 static int bench_killed[2];             /* we killed it: its peer had failed, or a stop */
-static volatile sig_atomic_t bench_stop;
 static char bench_error[2 * WHY_MAX];  /* why the last run failed, for the JSON */
-
-static void on_stop_signal(int sig)
-{
-        bench_stop = sig;
-}
 
 static const char *mode_name(enum bench_mode m)
 {
@@ -194,64 +186,15 @@ static unsigned parse_unsigned_opt(const char *opt, const char *arg, uint64_t mi
 /* Picks two CPUs this process may run on: the first two of its affinity mask. */
 static void choose_cpus(struct bench_cfg *cfg)
 {
-        cpu_set_t set;
-        int found[2] = { -1, -1 };
-        int n = 0;
+        int found[2];
+        int n = bench_first_cpus(found, 2);
 
-        if (sched_getaffinity(0, sizeof(set), &set) != 0)
-                fatal(EXIT_TEMPORARY, "sched_getaffinity");
-        for (int cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++)
-                if (CPU_ISSET(cpu, &set))
-                        found[n++] = cpu;
+        if (n < 0)
+                fatalx(EXIT_TEMPORARY, "sched_getaffinity: %s", strerror(-n));
         if (cfg->place == PLACE_SPLIT && n < 2)
                 fatalx(EXIT_PERMANENT, "--pin needs two CPUs, this process may use %d", n);
         cfg->cpu_prod = found[0];
         cfg->cpu_cons = cfg->place == PLACE_SPLIT ? found[1] : found[0];
-}
-
-static int allowed_cpus(void)
-{
-        cpu_set_t set;
-
-        if (sched_getaffinity(0, sizeof(set), &set) != 0)
-                return -1;
-        return CPU_COUNT(&set);
-}
-
-static int pin_to(int cpu, char *why, size_t whylen)
-{
-        cpu_set_t set;
-
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        if (sched_setaffinity(0, sizeof(set), &set) != 0)
-                return why_set(why, whylen, -errno, "sched_setaffinity(cpu %d): %s",
-                               cpu, strerror(errno));
-        return 0;
-}
-
-/*
- * Busy and steal CPU time of the whole machine so far. The figures are only
- * as good as the machine is quiet: another process on one of the two CPUs
- * preempts a side and shows up here, so every run reports it.
- */
-static int machine_cpu_s(double *busy, double *steal)
-{
-        unsigned long long user, nice, sys, idle, iowait, irq, softirq, st;
-        long hz = sysconf(_SC_CLK_TCK);
-        FILE *f = fopen("/proc/stat", "re");
-        int n;
-
-        if (f == NULL)
-                return -errno;
-        n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
-                   &user, &nice, &sys, &idle, &iowait, &irq, &softirq, &st);
-        fclose(f);
-        if (n != 8 || hz <= 0)
-                return -EBADMSG;
-        *busy = (double)(user + nice + sys + irq + softirq) / (double)hz;
-        *steal = (double)st / (double)hz;
-        return 0;
 }
 
 static void fill_usage(struct side_result *res)
@@ -260,8 +203,7 @@ static void fill_usage(struct side_result *res)
 
         if (getrusage(RUSAGE_SELF, &ru) != 0)
                 return;
-        res->cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                     (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+        res->cpu_s = bench_tv_s(ru.ru_utime) + bench_tv_s(ru.ru_stime);
         res->vol_ctxsw = ru.ru_nvcsw;
         res->invol_ctxsw = ru.ru_nivcsw;
         res->cpu_end = sched_getcpu();
@@ -294,7 +236,7 @@ static ssize_t read_all(int fd, void *buf, size_t len)
                 ssize_t n = read(fd, p + got, len - got);
 
                 if (n < 0 && errno == EINTR) {
-                        if (bench_stop)
+                        if (bench_stopping())
                                 return -1;
                         continue;
                 }
@@ -612,8 +554,8 @@ static void child_main(const struct child_ctx *cx)
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         if (cfg->place != PLACE_NONE) {
-                rc = pin_to(cx->role == RING_PRODUCER ? cfg->cpu_prod : cfg->cpu_cons,
-                            res.why, sizeof(res.why));
+                rc = bench_pin_to(cx->role == RING_PRODUCER ? cfg->cpu_prod : cfg->cpu_cons,
+                                  res.why, sizeof(res.why));
                 if (rc != 0)
                         goto out;
         }
@@ -672,7 +614,7 @@ static int reap_children(void)
                 pid_t pid = waitpid(-1, &status, 0);
 
                 if (pid < 0 && errno == EINTR) {
-                        if (bench_stop)
+                        if (bench_stopping())
                                 kill_children();
                         continue;
                 }
@@ -755,14 +697,14 @@ static int run_one(const struct bench_cfg *cfg, struct run_result *run)
         /* Two ready bytes, or end of file when a side died before attaching. */
         if (read_all(ready[0], buf, 2) != 2)
                 failed = 1;
-        if (machine_cpu_s(&busy0, &steal0) != 0)
+        if (bench_machine_cpu_s(&busy0, &steal0) != 0)
                 busy0 = steal0 = -1;
         close_fd(&go[1]);
         if (failed)
                 kill_children();
         if (reap_children() != 0)
                 failed = 1;
-        if (busy0 >= 0 && machine_cpu_s(&run->busy_s, &run->steal_s) == 0) {
+        if (busy0 >= 0 && bench_machine_cpu_s(&run->busy_s, &run->steal_s) == 0) {
                 run->busy_s -= busy0;
                 run->steal_s -= steal0;
         }
@@ -785,7 +727,7 @@ static int run_one(const struct bench_cfg *cfg, struct run_result *run)
                 }
                 if (!side[i]->ok) {
                         failed = 1;
-                        if (!bench_stop)
+                        if (!bench_stopping())
                                 log_warnx("%s %u B %s: %s", run->kind, run->payload,
                                           mode_name(run->mode), side[i]->why);
                         if (bench_error[0] == '\0' || bench_killed[1 - i])
@@ -835,10 +777,7 @@ static void report_progress(const struct bench_cfg *cfg, const struct run_result
                          " ns, p99.9 %" PRId64 " ns, max %" PRId64 " ns",
                          cfg->rate, mode_name(run->mode), run->cons.p50, run->cons.p99,
                          run->cons.p999, run->cons.max);
-        /* More than 5% of one CPU taken by others: say so next to the figure. */
-        if (other > 0.05 * wall + 0.02)
-                log_warnx("other processes used %.2f CPU-s during this %.2f s run: "
-                          "its figures are low", other, wall);
+        bench_warn_other(other, wall);
 }
 
 static void print_side(const char *name, const struct side_result *s)
@@ -861,33 +800,11 @@ static void print_machine_share(const struct run_result *r)
         printf(",\"other_cpu_s\":%.2f,\"steal_s\":%.2f", other > 0 ? other : 0.0, r->steal_s);
 }
 
-/* Prints s as a JSON string: reasons may carry quotes, backslashes or file names. */
-static void print_json_string(const char *s)
-{
-        putchar('"');
-        for (; *s != '\0'; s++) {
-                unsigned char c = (unsigned char)*s;
-
-                if (c == '"' || c == '\\')
-                        printf("\\%c", c);
-                else if (c < 0x20)
-                        printf("\\u%04x", c);
-                else
-                        putchar(c);
-        }
-        putchar('"');
-}
-
 static void print_json(const struct bench_cfg *cfg, const struct run_result *runs, int nruns)
 {
-        struct utsname u;
         int first;
 
-        if (uname(&u) != 0)
-                strcpy(u.release, "unknown");
-        printf("{\"tool\":\"ringbench\",\"version\":\"%s\",", PACKAGE_VERSION);
-        printf("\"machine\":{\"cpus\":%ld,\"cpus_allowed\":%d,\"kernel\":\"%s\"},",
-               sysconf(_SC_NPROCESSORS_ONLN), allowed_cpus(), u.release);
+        bench_json_head(stdout, "ringbench");
         printf("\"capacity\":%" PRIu64 ",\"batch\":%u,\"futex_spin_ns\":%" PRId64 ",",
                cfg->capacity, cfg->batch, (int64_t)(cfg->spin_us * NSEC_PER_USEC));
         printf("\"quick\":%s,\"pinned\":%s,\"placement\":\"%s\"",
@@ -957,24 +874,14 @@ static void print_json(const struct bench_cfg *cfg, const struct run_result *run
         printf("]");
         if (bench_error[0] != '\0') {
                 printf(",\"error\":");
-                print_json_string(bench_error);
+                bench_json_string(stdout, bench_error);
         }
         printf("}\n");
         fflush(stdout);
 }
 
-static void remove_instance(void)
-{
-        if (bench_dirfd >= 0)
-                close(bench_dirfd);
-        bench_dirfd = -1;
-        if (bench_instance[0] != '\0' && instance_remove(bench_instance) != 0)
-                log_warnx("could not remove instance %s", bench_instance);
-        bench_instance[0] = '\0';
-}
-
 enum { OPT_CAPACITY = 256, OPT_RECORDS, OPT_BATCH, OPT_SPIN_US, OPT_RATE, OPT_LAT_MS,
-       OPT_ONLY, OPT_MODE, OPT_PIN, OPT_PIN_SAME, OPT_QUICK, OPT_HELP, OPT_VERSION };
+       OPT_ONLY, OPT_MODE, OPT_PIN, OPT_PIN_SAME, OPT_QUICK };
 
 static const struct option long_opts[] = {
         { "capacity", required_argument, NULL, OPT_CAPACITY },
@@ -988,14 +895,15 @@ static const struct option long_opts[] = {
         { "pin", no_argument, NULL, OPT_PIN },
         { "pin-same", no_argument, NULL, OPT_PIN_SAME },
         { "quick", no_argument, NULL, OPT_QUICK },
-        { "help", no_argument, NULL, OPT_HELP },
-        { "version", no_argument, NULL, OPT_VERSION },
+        { "help", no_argument, NULL, BENCH_OPT_HELP },
+        { "version", no_argument, NULL, BENCH_OPT_VERSION },
         { NULL, 0, NULL, 0 },
 };
 
 static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
 {
         int records_set = 0, lat_set = 0;
+        char why[WHY_MAX];
         uint64_t v;
         int c;
 
@@ -1012,12 +920,8 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
         while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
                 switch (c) {
                 case OPT_CAPACITY:
-                        if (units_parse_size(optarg, RING_MIN_CAPACITY, RING_MAX_CAPACITY, &v) != 0 ||
-                            (v & (v - 1)) != 0)
-                                fatalx(EXIT_PERMANENT, "--capacity %s: expected a power of two "
-                                       "from %u to %u bytes", optarg, RING_MIN_CAPACITY,
-                                       RING_MAX_CAPACITY);
-                        cfg->capacity = v;
+                        if (bench_parse_capacity(optarg, &cfg->capacity, why, sizeof(why)) != 0)
+                                fatalx(EXIT_PERMANENT, "%s", why);
                         break;
                 case OPT_RECORDS:
                         if (units_parse_size(optarg, 1000, 1ull << 40, &v) != 0)
@@ -1064,19 +968,11 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
                 case OPT_QUICK:
                         cfg->quick = 1;
                         break;
-                case OPT_HELP:
-                        usage(stdout);
-                        exit(0);
-                case OPT_VERSION:
-                        printf("ringbench (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
-                        exit(0);
                 default:
-                        usage(stderr);
-                        exit(EXIT_PERMANENT);
+                        bench_opt_other(c, "ringbench", usage);
                 }
         }
-        if (optind < argc)
-                fatalx(EXIT_PERMANENT, "unexpected argument '%s' (see --help)", argv[optind]);
+        bench_opt_end(argc, argv);
         if (cfg->quick && !records_set)
                 cfg->records64 = QUICK_RECORDS_64;
         if (cfg->quick && !lat_set)
@@ -1089,29 +985,20 @@ int main(int argc, char **argv)
 {
         static struct run_result runs[MAX_RUNS];
         struct bench_cfg cfg;
-        struct sigaction sa;
         char why[WHY_MAX];
         int nruns = 0, done, failed = 0;
 
         log_init(argv[0]);
         parse_args(argc, argv, &cfg);
 
-        /* No SA_RESTART: a signal must interrupt the parent's reads and waitpid. */
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_stop_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-
-        snprintf(bench_instance, sizeof(bench_instance), "bench-%ld", (long)getpid());
-        bench_dirfd = instance_open(bench_instance, 1, why, sizeof(why));
-        if (bench_dirfd < 0) {
-                bench_instance[0] = '\0';
-                fatalx(EXIT_TEMPORARY, "instance_open(bench-%ld): %s", (long)getpid(), why);
-        }
-        atexit(remove_instance);
+        /* A stop must interrupt the parent's reads and waitpid. */
+        if (bench_catch_stop() != 0)
+                fatal(EXIT_TEMPORARY, "sigaction");
+        bench_dirfd = bench_instance_open("bench", NULL, why, sizeof(why));
+        if (bench_dirfd < 0)
+                fatalx(EXIT_TEMPORARY, "%s", why);
         log_info("instance %s, capacity %" PRIu64 " B, batch %u, placement %s%s",
-                 bench_instance, cfg.capacity, cfg.batch, place_name(cfg.place),
+                 bench_instance_name(), cfg.capacity, cfg.batch, place_name(cfg.place),
                  cfg.quick ? ", quick" : "");
 
         for (int k = 0; k < 2 && cfg.run_throughput; k++) {
@@ -1142,23 +1029,15 @@ int main(int argc, char **argv)
                 nruns++;
         }
 
-        for (done = 0; done < nruns && !bench_stop; done++) {
+        for (done = 0; done < nruns && !bench_stopping(); done++) {
                 if (run_one(&cfg, &runs[done]) != 0) {
                         failed = 1;
                         break;
                 }
                 report_progress(&cfg, &runs[done]);
         }
-        if (bench_stop) {
-                char name[sizeof(bench_instance)];
-
-                memcpy(name, bench_instance, sizeof(name));
-                remove_instance();
-                log_warnx("interrupted; instance %s removed", name);
-                signal((int)bench_stop, SIG_DFL);
-                raise((int)bench_stop);
-                return 128 + (int)bench_stop;
-        }
+        if (bench_stopping())
+                bench_exit_stopped();
         /* A failed run still reports the runs before it, and why it failed. */
         print_json(&cfg, runs, done);
         return failed ? 1 : 0;
