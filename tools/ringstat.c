@@ -22,6 +22,7 @@
 #include "instance.h"
 #include "log.h"
 #include "ring.h"
+#include "ringstat.h"
 #include "stats.h"
 #include "why.h"
 
@@ -34,46 +35,8 @@
 #define WATCH_MAX_NS (86400 * NSEC_PER_SEC)
 /* "producer->consumer" */
 #define RING_LABEL_MAX (2 * RING_NAME_MAX + 2)
-/* A u64 in decimal: the value column of the -s lines. */
-#define U64_DIGITS 20
 
 static volatile sig_atomic_t stop_requested;
-
-struct options {
-        const char *instance;
-        bool json;
-        int64_t interval_ns;    /* 0: one-shot */
-        uint64_t count;         /* samples to print; 0: until stopped */
-        bool stages;            /* -s: every counter of every stage, not only the summary */
-};
-
-/* One ring in one sample: its names and what reading it gave. */
-struct row {
-        char producer[RING_NAME_MAX + 1];
-        char consumer[RING_NAME_MAX + 1];
-        int err;                /* 0, or -errno from ring_attach or ring_stats */
-        char why[WHY_MAX];
-        int64_t mono_ns;        /* when st was read */
-        struct ring_stats st;
-};
-
-/* One stage's stats file in one sample: its name and what reading it gave. */
-struct stage_row {
-        char stage[STATS_STAGE_MAX + 1];
-        int err;                /* 0, or -errno from stats_read */
-        char why[WHY_MAX];
-        int64_t mono_ns;        /* when snap was read */
-        struct stats_snapshot snap;     /* owns its values when err is 0 */
-};
-
-/* Every ring and every stage of the instance at one moment, each sorted by name. */
-struct sample {
-        struct row *rows;
-        size_t n, cap;
-        struct stage_row *stages;
-        size_t nstages, stages_cap;
-        int64_t real_ns;
-};
 
 /* What a row shows beyond the raw stats. */
 struct derived {
@@ -83,40 +46,6 @@ struct derived {
         int64_t rate_ns;        /* the interval the rates were measured over */
         double rec_per_s, bytes_per_s;
         int64_t prod_hb_age_ns, cons_hb_age_ns;         /* -1: no heartbeat yet */
-};
-
-/*
- * The summary columns of the stages table. Each adds up, over all sources,
- * the counters whose name is its word or ends in "." and its word: IN is
- * stdin.lines + tcp.lines + ..., so one row fits a stage of any number of
- * sources.
- */
-enum stage_sum { SUM_IN, SUM_OK, SUM_REJ, SUM_COLS };
-
-static const char *const stage_sum_word[SUM_COLS] = { "lines", "accepted", "rejected" };
-
-/* What a stage row shows beyond the raw snapshot. */
-struct stage_derived {
-        int64_t hb_age_ns;              /* -1: no heartbeat yet */
-        bool have_rate;                 /* the stage was read in the previous sample too */
-        int64_t rate_ns;
-        double rates[STATS_MAX_SLOTS];  /* per second, by slot; NAN for a gauge, a histogram,
-                                           or a counter that is new or went backwards */
-        bool have_sum[SUM_COLS];        /* the stage has a counter of the column */
-        uint64_t sum[SUM_COLS];
-        double sum_rate[SUM_COLS];      /* NAN when one of its counters has no rate */
-};
-
-struct ringstat {
-        struct options opt;
-        int dirfd;
-        DIR *dir;
-        struct sample cur, prev;
-        int name_width;
-        unsigned rows_since_header;
-        bool header_shown;
-        bool stages_shown;      /* the last sample printed a stages table after its rings */
-        bool any_bad;
 };
 
 enum parse_result { PARSE_RUN, PARSE_EXIT_OK, PARSE_USAGE };
@@ -307,30 +236,6 @@ static struct row *sample_add(struct sample *s)
         return &s->rows[s->n++];
 }
 
-/* Appends a zeroed stage row. Returns it, or NULL when out of memory. */
-static struct stage_row *sample_add_stage(struct sample *s)
-{
-        if (s->nstages == s->stages_cap) {
-                size_t cap = s->stages_cap ? 2 * s->stages_cap : 8;
-                struct stage_row *stages = realloc(s->stages, cap * sizeof(*stages));
-
-                if (stages == NULL)
-                        return NULL;
-                s->stages = stages;
-                s->stages_cap = cap;
-        }
-        memset(&s->stages[s->nstages], 0, sizeof(s->stages[0]));
-        return &s->stages[s->nstages++];
-}
-
-/* Frees the snapshots of the sample's stages and empties the list. */
-static void sample_clear_stages(struct sample *s)
-{
-        for (size_t i = 0; i < s->nstages; i++)
-                stats_snapshot_free(&s->stages[i].snap);
-        s->nstages = 0;
-}
-
 /* Lists the ring and stats files of the instance into s. Returns 0 or -errno. */
 static int sample_scan(struct sample *s, DIR *dir)
 {
@@ -372,13 +277,6 @@ static int row_cmp(const void *a, const void *b)
         return c != 0 ? c : strcmp(x->consumer, y->consumer);
 }
 
-static int stage_cmp(const void *a, const void *b)
-{
-        const struct stage_row *x = a, *y = b;
-
-        return strcmp(x->stage, y->stage);
-}
-
 /* Attaches read-only, copies the stats, detaches: an observer never writes the ring. */
 static void row_read(struct row *row, int dirfd)
 {
@@ -392,16 +290,6 @@ static void row_read(struct row *row, int dirfd)
                         snprintf(row->why, sizeof(row->why), "%s", ring_why(r));
                 ring_close(r);
         }
-        if (row->err != 0 && row->why[0] == '\0')
-                snprintf(row->why, sizeof(row->why), "%s", strerror(-row->err));
-        row->mono_ns = clock_mono_ns();
-}
-
-/* Reads a stage's stats file: a read-only mapping, validated, like a ring. */
-static void stage_read(struct stage_row *row, int dirfd)
-{
-        /* stats_read checks names and the stage, so nothing reaches the terminal unchecked. */
-        row->err = stats_read(dirfd, row->stage, &row->snap, row->why, sizeof(row->why));
         if (row->err != 0 && row->why[0] == '\0')
                 snprintf(row->why, sizeof(row->why), "%s", strerror(-row->err));
         row->mono_ns = clock_mono_ns();
@@ -428,19 +316,7 @@ static int sample_take(struct ringstat *rs, struct sample *s)
                 kept++;
         }
         s->n = kept;
-        if (s->nstages > 1)
-                qsort(s->stages, s->nstages, sizeof(s->stages[0]), stage_cmp);
-        kept = 0;
-        for (size_t i = 0; i < s->nstages; i++) {
-                stage_read(&s->stages[i], rs->dirfd);
-                /* Gone since it was listed; a failed read holds no values to free. */
-                if (s->stages[i].err == -ENOENT)
-                        continue;
-                if (kept != i)
-                        s->stages[kept] = s->stages[i];
-                kept++;
-        }
-        s->nstages = kept;
+        sample_read_stages(s, rs->dirfd);
         return 0;
 }
 
@@ -452,26 +328,10 @@ static const struct row *sample_find(const struct sample *s, const struct row *r
         return bsearch(row, s->rows, s->n, sizeof(s->rows[0]), row_cmp);
 }
 
-/* The same stage in another (sorted) sample, or NULL. */
-static const struct stage_row *sample_find_stage(const struct sample *s,
-                                                 const struct stage_row *row)
-{
-        if (s->nstages == 0)
-                return NULL;
-        return bsearch(row, s->stages, s->nstages, sizeof(s->stages[0]), stage_cmp);
-}
-
 /* a - b, or 0 when a concurrent update makes it negative between two loads. */
 static uint64_t sub_floor(uint64_t a, uint64_t b)
 {
         return a > b ? a - b : 0;
-}
-
-static int64_t heartbeat_age(int64_t heartbeat_ns, int64_t now_ns)
-{
-        if (heartbeat_ns == 0)
-                return -1;
-        return now_ns > heartbeat_ns ? now_ns - heartbeat_ns : 0;
 }
 
 /*
@@ -503,130 +363,7 @@ static void row_derive(const struct row *row, const struct row *prev, struct der
                          (double)d->rate_ns;
 }
 
-/* The summary column a counter adds to, or SUM_COLS for none. */
-static enum stage_sum stage_sum_of(const char *name)
-{
-        const char *dot = strrchr(name, '.');
-        const char *word = dot != NULL ? dot + 1 : name;
-
-        for (int c = 0; c < SUM_COLS; c++)
-                if (strcmp(word, stage_sum_word[c]) == 0)
-                        return (enum stage_sum)c;
-        return SUM_COLS;
-}
-
-/* The value of slot i of snap in prev: the same slot when the table is unchanged, else by name. */
-static const struct stats_value *prev_value(const struct stats_snapshot *prev,
-                                            const struct stats_snapshot *snap, unsigned i)
-{
-        const struct stats_value *v = &snap->values[i];
-
-        if (i < prev->n && strcmp(prev->values[i].name, v->name) == 0)
-                return &prev->values[i];
-        return stats_find(prev, v->name);
-}
-
-/*
- * A counter's rate comes from its value in the previous snapshot of the
- * stage. A restarted stage carries its counters on, so its rates stay
- * good; a counter that went backwards (the stage's file was made afresh)
- * or is new has no rate this time.
- */
-static void stage_derive(const struct stage_row *row, const struct stage_row *prev,
-                         struct stage_derived *d)
-{
-        const struct stats_snapshot *snap = &row->snap;
-
-        d->hb_age_ns = heartbeat_age(snap->heartbeat_ns, row->mono_ns);
-        d->have_rate = prev != NULL && prev->err == 0 && row->mono_ns > prev->mono_ns;
-        d->rate_ns = d->have_rate ? row->mono_ns - prev->mono_ns : 0;
-        for (int c = 0; c < SUM_COLS; c++) {
-                d->have_sum[c] = false;
-                d->sum[c] = 0;
-                d->sum_rate[c] = d->have_rate ? 0.0 : NAN;
-        }
-        for (unsigned i = 0; i < snap->n; i++) {
-                const struct stats_value *v = &snap->values[i], *pv;
-                enum stage_sum c;
-
-                d->rates[i] = NAN;
-                if (v->kind != STATS_COUNTER)
-                        continue;
-                if (d->have_rate) {
-                        pv = prev_value(&prev->snap, snap, i);
-                        if (pv != NULL && pv->kind == STATS_COUNTER && pv->value <= v->value)
-                                d->rates[i] = (double)(v->value - pv->value) * NSEC_PER_SEC /
-                                              (double)d->rate_ns;
-                }
-                c = stage_sum_of(v->name);
-                if (c == SUM_COLS)
-                        continue;
-                d->have_sum[c] = true;
-                d->sum[c] += v->value;
-                d->sum_rate[c] += d->rates[i];  /* one NAN makes the sum NAN */
-        }
-}
-
 /* ---- text output ---- */
-
-/*
- * Scales v into at most five characters with a unit letter: 512, 1.5K, 64K,
- * 1M. units[0] is the unit for v >= base.
- */
-static void fmt_scaled(char *buf, size_t len, double v, double base, const char *units)
-{
-        int u = -1;
-
-        while (v >= base - 0.5 && units[u + 1] != '\0') {
-                v /= base;
-                u++;
-        }
-        if (u < 0)
-                snprintf(buf, len, "%.0f", v);
-        else if (v < 9.95 && v != (double)(uint64_t)v)
-                snprintf(buf, len, "%.1f%c", v, units[u]);
-        else
-                snprintf(buf, len, "%.0f%c", v, units[u]);
-}
-
-static void fmt_bytes(char *buf, size_t len, uint64_t v)
-{
-        fmt_scaled(buf, len, (double)v, 1024.0, "KMGTPE");
-}
-
-static void fmt_count(char *buf, size_t len, double v)
-{
-        fmt_scaled(buf, len, v, 1000.0, "kMGTPE");
-}
-
-/* 1234 holds the end (or stats file) now, 1234! held it last and is gone, - never held. */
-static void fmt_pid(char *buf, size_t len, int32_t pid, bool alive)
-{
-        if (pid <= 0)
-                snprintf(buf, len, "-");
-        else
-                snprintf(buf, len, "%ld%s", (long)pid, alive ? "" : "!");
-}
-
-static void fmt_age(char *buf, size_t len, int64_t age_ns)
-{
-        long long ms = age_ns / NSEC_PER_MSEC, s = age_ns / NSEC_PER_SEC;
-
-        if (age_ns < 0)
-                snprintf(buf, len, "-");
-        else if (age_ns < NSEC_PER_SEC)
-                snprintf(buf, len, "%lldms", ms);
-        else if (age_ns < 10 * NSEC_PER_SEC)
-                snprintf(buf, len, "%.1fs", (double)age_ns / NSEC_PER_SEC);
-        else if (s < 60)
-                snprintf(buf, len, "%llds", s);
-        else if (s < 3600)
-                snprintf(buf, len, "%lldm", s / 60);
-        else if (s < 86400)
-                snprintf(buf, len, "%lldh", s / 3600);
-        else
-                snprintf(buf, len, "%lldd", s / 86400);
-}
 
 #define TEXT_COLUMNS "%-*s  %8s %8s %5s %5s %6s %6s %6s %6s %6s %6s %6s %7s %6s %6s %6s %6s %6s\n"
 
@@ -678,122 +415,6 @@ static void text_row(int name_width, const char *label, const struct row *row,
 static void row_label(char *buf, size_t len, const struct row *row)
 {
         snprintf(buf, len, "%s->%s", row->producer, row->consumer);
-}
-
-#define STAGE_COLUMNS "%-*s  %8s %6s %6s %7s %6s %7s %6s %7s\n"
-
-static void text_stage_header(int name_width)
-{
-        printf(STAGE_COLUMNS, name_width, "STAGE", "PID", "HB", "IN", "IN/S", "OK", "OK/S",
-               "REJ", "REJ/S");
-}
-
-static void text_stage_row(int name_width, const struct stage_row *row,
-                           const struct stage_derived *d)
-{
-        char pid[16], hb[24], sum[SUM_COLS][16], rate[SUM_COLS][16];
-
-        if (row->err != 0) {
-                printf("%-*s  bad: %s\n", name_width, row->stage, row->why);
-                return;
-        }
-        fmt_pid(pid, sizeof(pid), row->snap.pid, row->snap.alive != 0);
-        fmt_age(hb, sizeof(hb), d->hb_age_ns);
-        for (int c = 0; c < SUM_COLS; c++) {
-                if (d->have_sum[c])
-                        fmt_count(sum[c], sizeof(sum[c]), (double)d->sum[c]);
-                else
-                        snprintf(sum[c], sizeof(sum[c]), "-");
-                if (d->have_sum[c] && !isnan(d->sum_rate[c]))
-                        fmt_count(rate[c], sizeof(rate[c]), d->sum_rate[c]);
-                else
-                        snprintf(rate[c], sizeof(rate[c]), "-");
-        }
-        printf(STAGE_COLUMNS, name_width, row->stage, pid, hb, sum[SUM_IN], rate[SUM_IN],
-               sum[SUM_OK], rate[SUM_OK], sum[SUM_REJ], rate[SUM_REJ]);
-}
-
-/* Whether -s lists v: counters and gauges that are not zero, histograms that hold values. */
-static bool detail_shown(const struct stats_value *v)
-{
-        return v->value != 0;
-}
-
-/*
- * The -s listing: one line per value, "stage name value [rate/s]", exact
- * numbers so that they can be grepped and compared. A histogram shows its
- * count, mean and the upper bounds of the buckets that hold p50, p99 and
- * its largest value.
- */
-static void text_stage_details(const struct sample *s, const struct stage_derived *ds,
-                               int stage_width)
-{
-        char value[128];
-        int name_width = (int)strlen("NAME");
-
-        for (size_t i = 0; i < s->nstages; i++)
-                for (unsigned j = 0; j < s->stages[i].snap.n; j++) {
-                        const struct stats_value *v = &s->stages[i].snap.values[j];
-
-                        if (detail_shown(v) && (int)strlen(v->name) > name_width)
-                                name_width = (int)strlen(v->name);
-                }
-        printf("%-*s  %-*s  %-*s  %s\n", stage_width, "STAGE", name_width, "NAME", U64_DIGITS,
-               "VALUE", "RATE");
-        for (size_t i = 0; i < s->nstages; i++) {
-                const struct stage_row *row = &s->stages[i];
-
-                for (unsigned j = 0; j < row->snap.n; j++) {
-                        const struct stats_value *v = &row->snap.values[j];
-
-                        if (!detail_shown(v))
-                                continue;
-                        if (v->kind == STATS_HISTOGRAM) {
-                                snprintf(value, sizeof(value),
-                                         "count=%llu mean=%.0f p50<=%llu p99<=%llu max<=%llu",
-                                         (unsigned long long)v->value,
-                                         (double)v->sum / (double)v->value,
-                                         (unsigned long long)stats_hist_quantile(v, 0.50),
-                                         (unsigned long long)stats_hist_quantile(v, 0.99),
-                                         (unsigned long long)stats_hist_quantile(v, 1.0));
-                                printf("%-*s  %-*s  %s\n", stage_width, row->stage, name_width,
-                                       v->name, value);
-                        } else if (!isnan(ds[i].rates[j])) {
-                                printf("%-*s  %-*s  %-*llu  %.1f/s\n", stage_width, row->stage,
-                                       name_width, v->name, U64_DIGITS,
-                                       (unsigned long long)v->value, ds[i].rates[j]);
-                        } else {
-                                printf("%-*s  %-*s  %llu\n", stage_width, row->stage, name_width,
-                                       v->name, (unsigned long long)v->value);
-                        }
-                }
-        }
-}
-
-/*
- * Prints the stages table after the rings: one row per stats file, then,
- * with -s, every value of every stage. ds gets the derived numbers of each.
- */
-static void text_stages(struct ringstat *rs, struct stage_derived *ds)
-{
-        int width = (int)strlen("STAGE");
-
-        for (size_t i = 0; i < rs->cur.nstages; i++) {
-                const struct stage_row *row = &rs->cur.stages[i];
-
-                if ((int)strlen(row->stage) > width)
-                        width = (int)strlen(row->stage);
-                if (row->err == 0)
-                        stage_derive(row, sample_find_stage(&rs->prev, row), &ds[i]);
-        }
-        putchar('\n');
-        text_stage_header(width);
-        for (size_t i = 0; i < rs->cur.nstages; i++)
-                text_stage_row(width, &rs->cur.stages[i], &ds[i]);
-        if (rs->opt.stages) {
-                putchar('\n');
-                text_stage_details(&rs->cur, ds, width);
-        }
 }
 
 /*
@@ -851,22 +472,6 @@ static int text_sample(struct ringstat *rs)
 
 /* ---- JSON output ---- */
 
-static void json_add_u64(json_object *o, const char *key, uint64_t v)
-{
-        json_object_object_add(o, key, json_object_new_uint64(v));
-}
-
-static void json_add_i64(json_object *o, const char *key, int64_t v)
-{
-        json_object_object_add(o, key, json_object_new_int64(v));
-}
-
-/* A negative age means no heartbeat yet: null. */
-static void json_add_age(json_object *o, const char *key, int64_t age_ns)
-{
-        json_object_object_add(o, key, age_ns < 0 ? NULL : json_object_new_int64(age_ns));
-}
-
 /* "producer_" or "consumer_" followed by name, in buf. */
 static const char *end_key(char *buf, size_t len, const char *side, const char *name)
 {
@@ -901,14 +506,6 @@ static void json_add_rates(json_object *o, const struct derived *d)
         json_add_i64(o, "rate_interval_ns", d->rate_ns);
         json_object_object_add(o, "records_per_sec", json_object_new_double(d->rec_per_s));
         json_object_object_add(o, "bytes_per_sec", json_object_new_double(d->bytes_per_s));
-}
-
-/* The symbolic name of an errno, such as "EBADMSG". */
-static const char *errno_name(int err)
-{
-        const char *name = strerrorname_np(err);
-
-        return name != NULL ? name : "unknown";
 }
 
 static json_object *json_row(const struct row *row, const struct derived *d)
@@ -948,84 +545,10 @@ static json_object *json_row(const struct row *row, const struct derived *d)
         return o;
 }
 
-/*
- * {"count", "sum", "p50", "p90", "p99", "buckets"}: the quantiles are
- * bucket upper bounds; buckets[b] counts the values in [2^(b-1), 2^b),
- * buckets[0] the zeros, up to the last bucket that is not empty.
- */
-static json_object *json_histogram(const struct stats_value *v)
-{
-        json_object *o = json_object_new_object();
-        json_object *buckets = json_object_new_array();
-        unsigned used = STATS_HIST_BUCKETS;
-
-        while (used > 0 && v->buckets[used - 1] == 0)
-                used--;
-        for (unsigned b = 0; b < used; b++)
-                json_object_array_add(buckets, json_object_new_uint64(v->buckets[b]));
-        json_add_u64(o, "count", v->value);
-        json_add_u64(o, "sum", v->sum);
-        json_add_u64(o, "p50", stats_hist_quantile(v, 0.50));
-        json_add_u64(o, "p90", stats_hist_quantile(v, 0.90));
-        json_add_u64(o, "p99", stats_hist_quantile(v, 0.99));
-        json_object_object_add(o, "buckets", buckets);
-        return o;
-}
-
-/* Every value of a stage, raw, zeros included: JSON readers want a stable set of keys. */
-static json_object *json_stage(const struct stage_row *row, const struct stage_derived *d)
-{
-        const struct stats_snapshot *snap = &row->snap;
-        json_object *o = json_object_new_object();
-        json_object *counters, *gauges, *hists, *rates;
-
-        json_object_object_add(o, "stage", json_object_new_string(row->stage));
-        if (row->err != 0) {
-                json_object_object_add(o, "error", json_object_new_string(row->why));
-                json_object_object_add(o, "errno", json_object_new_string(errno_name(-row->err)));
-                return o;
-        }
-        json_add_i64(o, "pid", snap->pid);
-        json_object_object_add(o, "alive", json_object_new_boolean(snap->alive != 0));
-        json_add_i64(o, "started_ns", snap->started_ns);
-        json_add_age(o, "heartbeat_age_ns", d->hb_age_ns);
-        counters = json_object_new_object();
-        gauges = json_object_new_object();
-        hists = json_object_new_object();
-        rates = d->have_rate ? json_object_new_object() : NULL;
-        for (unsigned i = 0; i < snap->n; i++) {
-                const struct stats_value *v = &snap->values[i];
-
-                switch (v->kind) {
-                case STATS_COUNTER:
-                        json_add_u64(counters, v->name, v->value);
-                        if (rates != NULL && !isnan(d->rates[i]))
-                                json_object_object_add(rates, v->name,
-                                                       json_object_new_double(d->rates[i]));
-                        break;
-                case STATS_GAUGE:
-                        json_add_u64(gauges, v->name, v->value);
-                        break;
-                case STATS_HISTOGRAM:
-                        json_object_object_add(hists, v->name, json_histogram(v));
-                        break;
-                }
-        }
-        json_object_object_add(o, "counters", counters);
-        json_object_object_add(o, "gauges", gauges);
-        json_object_object_add(o, "histograms", hists);
-        if (d->have_rate)
-                json_add_i64(o, "rate_interval_ns", d->rate_ns);
-        else
-                json_object_object_add(o, "rate_interval_ns", NULL);
-        json_object_object_add(o, "rates", rates);
-        return o;
-}
-
 /* One line: {"instance":..., "time_ns":..., "rings":[...], "stages":[...]}. */
 static int json_sample(const struct ringstat *rs)
 {
-        json_object *o, *rings, *stages;
+        json_object *o, *rings;
         struct stage_derived *sd = malloc(sizeof(*sd));
         struct derived d;
 
@@ -1033,7 +556,6 @@ static int json_sample(const struct ringstat *rs)
                 return -ENOMEM;
         o = json_object_new_object();
         rings = json_object_new_array();
-        stages = json_object_new_array();
 
         json_object_object_add(o, "instance", json_object_new_string(rs->opt.instance));
         json_add_i64(o, "time_ns", rs->cur.real_ns);
@@ -1044,14 +566,7 @@ static int json_sample(const struct ringstat *rs)
                 json_object_array_add(rings, json_row(row, &d));
         }
         json_object_object_add(o, "rings", rings);
-        for (size_t i = 0; i < rs->cur.nstages; i++) {
-                const struct stage_row *row = &rs->cur.stages[i];
-
-                if (row->err == 0)
-                        stage_derive(row, sample_find_stage(&rs->prev, row), sd);
-                json_object_array_add(stages, json_stage(row, sd));
-        }
-        json_object_object_add(o, "stages", stages);
+        json_object_object_add(o, "stages", json_stages(rs, sd));
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         json_object_put(o);
         free(sd);
