@@ -294,13 +294,18 @@ static int config_on_line(void *user, const char *section, const char *name, con
                 e = rd->c->nnamed ? &rd->c->named[rd->c->nnamed - 1] : NULL;
                 if (e != NULL && strcmp(e->kind, kind) == 0 && strcmp(e->name, nm) == 0 &&
                     strcmp(e->key, name) == 0) {
-                        if (strlen(e->value) + 2 + strlen(value) >= sizeof(e->value)) {
+                        size_t vlen = strlen(e->value);
+
+                        if (vlen + 2 + strlen(value) >= sizeof(e->value)) {
                                 snprintf(rd->why, sizeof(rd->why), "[%s] %s: value longer than %d bytes",
                                          section, name, CONFIG_VALUE_MAX - 1);
                                 goto bad;
                         }
-                        /* "a," + "b" joins as "a, b", not "a,, b". */
-                        strcat(e->value, e->value[strlen(e->value) - 1] == ',' ? " " : ", ");
+                        /*
+                         * "a," + "b" joins as "a, b", not "a,, b"; after "key =" with
+                         * nothing on its line the list starts here (and value[-1] is not ours).
+                         */
+                        strcat(e->value, vlen == 0 ? "" : e->value[vlen - 1] == ',' ? " " : ", ");
                         strcat(e->value, value);
                         return 1;
                 }

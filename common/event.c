@@ -84,19 +84,20 @@ int event_decode(const void *payload, size_t len, struct event_view *ev, char *w
 {
         const char *b = payload, *s;
         struct event_hdr h;
-        size_t need;
+        uint64_t need;
 
         if (len < sizeof(h))
                 return why_set(why, whylen, -EBADMSG,
                                "event record of %zu bytes is shorter than its %zu-byte header",
                                len, sizeof(h));
         memcpy(&h, b, sizeof(h));
-        need = sizeof(h) + (size_t)h.id_len + h.type_len + h.source_len + h.data_len + 4;
+        /* In 64 bits: a 32-bit size_t could wrap around with a data_len near 4 GiB. */
+        need = sizeof(h) + (uint64_t)h.id_len + h.type_len + h.source_len + h.data_len + 4;
         if (need != len)
                 return why_set(why, whylen, -EBADMSG,
                                "event record is %zu bytes but its lengths (id %u, type %u, source %u, "
-                               "data %u) need %zu", len, h.id_len, h.type_len, h.source_len,
-                               h.data_len, need);
+                               "data %u) need %llu", len, h.id_len, h.type_len, h.source_len,
+                               h.data_len, (unsigned long long)need);
         if (h.id_len == 0 || h.type_len == 0 || h.source_len == 0 || h.data_len < 2)
                 return why_set(why, whylen, -EBADMSG,
                                "event record has an empty id, type or source, or no data object");
@@ -340,7 +341,7 @@ int event_reject_decode(const void *payload, size_t len, struct event_reject_vie
 {
         const char *b = payload;
         struct event_reject_hdr h;
-        size_t need;
+        uint64_t need;
         unsigned i;
 
         if (len < sizeof(h))
@@ -348,11 +349,12 @@ int event_reject_decode(const void *payload, size_t len, struct event_reject_vie
                                "reject record of %zu bytes is shorter than its %zu-byte header",
                                len, sizeof(h));
         memcpy(&h, b, sizeof(h));
-        need = sizeof(h) + (size_t)h.raw_len + 1 + h.message_len + 1;
+        /* In 64 bits, as in event_decode. */
+        need = sizeof(h) + (uint64_t)h.raw_len + 1 + h.message_len + 1;
         if (need != len)
                 return why_set(why, whylen, -EBADMSG,
-                               "reject record is %zu bytes but its lengths (raw %u, message %u) need %zu",
-                               len, h.raw_len, h.message_len, need);
+                               "reject record is %zu bytes but its lengths (raw %u, message %u) need %llu",
+                               len, h.raw_len, h.message_len, (unsigned long long)need);
         if (h.raw_len > h.raw_total)
                 return why_set(why, whylen, -EBADMSG, "reject record keeps %u of %u raw bytes",
                                h.raw_len, h.raw_total);

@@ -110,12 +110,17 @@ int stats_parse_filename(const char *fname, char *stage)
         return 1;
 }
 
-/* Checks a mapped file's header and table; fills nhist. 0 or -EBADMSG with why. */
-static int stats_validate(const void *map, size_t size, const char *fname, char *why, size_t whylen)
+/*
+ * Checks a mapped file's header and table. Returns 0 and the slot and
+ * histogram counts it checked (read once: use these, not the header's,
+ * which a foreign writer may change), or -EBADMSG with why.
+ */
+static int stats_validate(const void *map, size_t size, const char *fname, uint32_t *nslotsp,
+                          uint32_t *nhistp, char *why, size_t whylen)
 {
         const struct stats_shm_hdr *h = map;
         const struct stats_shm_slot *slots;
-        uint32_t nhist = 0;
+        uint32_t nhist = 0, nslots, hnhist;
 
         if (size < STATS_HDR_SIZE)
                 return why_set(why, whylen, -EBADMSG, "%s: %zu bytes, shorter than a header",
@@ -126,15 +131,16 @@ static int stats_validate(const void *map, size_t size, const char *fname, char 
         if (h->version != STATS_VERSION)
                 return why_set(why, whylen, -EBADMSG, "%s: layout version %u, expected %u", fname,
                                h->version, STATS_VERSION);
-        if (h->nslots > STATS_MAX_SLOTS || h->nhist > h->nslots ||
-            stats_file_size(h->nslots, h->nhist) > size)
+        nslots = h->nslots;
+        hnhist = h->nhist;
+        if (nslots > STATS_MAX_SLOTS || hnhist > nslots || stats_file_size(nslots, hnhist) > size)
                 return why_set(why, whylen, -EBADMSG,
                                "%s: %u slots and %u histograms do not fit its %zu bytes", fname,
-                               h->nslots, h->nhist, size);
+                               nslots, hnhist, size);
         if (memchr(h->stage, '\0', sizeof(h->stage)) == NULL || !stats_stage_ok(h->stage))
                 return why_set(why, whylen, -EBADMSG, "%s: bad stage name", fname);
         slots = (const struct stats_shm_slot *)((const char *)map + STATS_HDR_SIZE);
-        for (uint32_t i = 0; i < h->nslots; i++) {
+        for (uint32_t i = 0; i < nslots; i++) {
                 const struct stats_shm_slot *sl = &slots[i];
 
                 if (memchr(sl->name, '\0', sizeof(sl->name)) == NULL)
@@ -152,9 +158,11 @@ static int stats_validate(const void *map, size_t size, const char *fname, char 
                         return why_set(why, whylen, -EBADMSG, "%s: slot %u: bad histogram index",
                                        fname, i);
         }
-        if (nhist != h->nhist)
+        if (nhist != hnhist)
                 return why_set(why, whylen, -EBADMSG, "%s: %u histograms, header says %u", fname,
-                               nhist, h->nhist);
+                               nhist, hnhist);
+        *nslotsp = nslots;
+        *nhistp = nhist;
         return 0;
 }
 
@@ -257,6 +265,7 @@ err:
 static int stats_adopt(struct stats *s, int dirfd, const char *fname,
                        const struct stats_def *defs, unsigned n, char *why, size_t whylen)
 {
+        uint32_t nslots, nhist;
         uint64_t size;
         int err;
 
@@ -286,7 +295,7 @@ static int stats_adopt(struct stats *s, int dirfd, const char *fname,
                 s->map = NULL;
                 return why_set(why, whylen, -errno, "%s: mmap: %s", fname, strerror(errno));
         }
-        if (stats_validate(s->map, s->size, fname, NULL, 0) == 0 &&
+        if (stats_validate(s->map, s->size, fname, &nslots, &nhist, NULL, 0) == 0 &&
             stats_table_matches(s->map, defs, n))
                 return 1;
         munmap(s->map, s->size);
@@ -401,6 +410,7 @@ int stats_read(int dirfd, const char *stage, struct stats_snapshot *snap, char *
         struct stats_shm_hist *hists;
         void *map = MAP_FAILED;
         uint64_t size = 0;
+        uint32_t nslots, nhist;
         int fd, err;
 
         memset(snap, 0, sizeof(*snap));
@@ -425,42 +435,48 @@ int stats_read(int dirfd, const char *stage, struct stats_snapshot *snap, char *
         }
         /*
          * The table is written once, before the file gets its name, so
-         * validating it once is enough; only values change under us.
+         * validating it once is enough; only values change under us. A
+         * foreign writer could still change it: what the loop below indexes
+         * with (the counts, each slot's kind and histogram) is read once
+         * and checked again, and strings are copied with their bound.
          */
-        err = stats_validate(map, (size_t)size, fname, why, whylen);
+        err = stats_validate(map, (size_t)size, fname, &nslots, &nhist, why, whylen);
         if (err < 0)
                 goto out;
         h = map;
+        memcpy(snap->stage, h->stage, sizeof(snap->stage));
+        snap->stage[sizeof(snap->stage) - 1] = '\0';
         /* A file copied or renamed by hand would show its numbers under the wrong stage. */
-        if (strcmp(h->stage, stage) != 0) {
+        if (strcmp(snap->stage, stage) != 0) {
                 err = why_set(why, whylen, -EBADMSG, "%s: its header names stage \"%s\"", fname,
-                              h->stage);
+                              snap->stage);
                 goto out;
         }
         slots = (struct stats_shm_slot *)((char *)map + STATS_HDR_SIZE);
-        hists = (struct stats_shm_hist *)(slots + h->nslots);
-        snap->values = calloc(h->nslots ? h->nslots : 1, sizeof(*snap->values));
+        hists = (struct stats_shm_hist *)(slots + nslots);
+        snap->values = calloc(nslots ? nslots : 1, sizeof(*snap->values));
         if (snap->values == NULL) {
                 err = why_set(why, whylen, -ENOMEM, "%s: out of memory", fname);
                 goto out;
         }
-        snprintf(snap->stage, sizeof(snap->stage), "%s", h->stage);
         snap->pid = atomic_load_explicit(&h->pid, memory_order_relaxed);
         snap->started_ns = atomic_load_explicit(&h->started_ns,
                                                 memory_order_relaxed);
         snap->heartbeat_ns = atomic_load_explicit(&h->heartbeat_ns,
                                                   memory_order_relaxed);
         snap->alive = stats_writer_alive(fd);
-        snap->n = h->nslots;
+        snap->n = nslots;
         for (unsigned i = 0; i < snap->n; i++) {
                 struct stats_value *v = &snap->values[i];
                 struct stats_shm_slot *sl = &slots[i];
+                uint32_t hist = sl->hist;
 
                 memcpy(v->name, sl->name, sizeof(v->name));
+                v->name[sizeof(v->name) - 1] = '\0';
                 v->kind = (enum stats_kind)sl->kind;
                 v->value = atomic_load_explicit(&sl->value, memory_order_relaxed);
-                if (v->kind == STATS_HISTOGRAM) {
-                        struct stats_shm_hist *hh = &hists[sl->hist];
+                if (v->kind == STATS_HISTOGRAM && hist < nhist) {
+                        struct stats_shm_hist *hh = &hists[hist];
 
                         v->value = atomic_load_explicit(&hh->count, memory_order_relaxed);
                         v->sum = atomic_load_explicit(&hh->sum, memory_order_relaxed);

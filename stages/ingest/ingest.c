@@ -279,6 +279,7 @@ void ingest_close(struct ingest *st)
         sockets_close(st);
         stdin_close(st);
         ring_close(st->api);
+        free(st->api_copy);
         ring_close(st->out);
         stats_close(st->stats);
         event_parser_destroy(st->parser);

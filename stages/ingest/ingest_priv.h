@@ -55,6 +55,7 @@ struct stream {
         char *hold;             /* the first bytes of an over-long line, for its reject */
         size_t hold_len;
         uint64_t hold_origin;
+        uint64_t skip_end;      /* stream offset of the \n that ended the last over-long line */
         int polled;             /* registered with epoll */
         int edge;               /* registered edge-triggered (we track readiness ourselves) */
         unsigned interest;      /* level-triggered: the events registered now */
@@ -68,7 +69,7 @@ struct stream {
         int64_t poll_gap_ns;    /* TEE: how long to wait before looking at it again */
         int64_t poll_ns;        /* TEE: when we last looked at it */
         struct stream *next;    /* connections */
-        char name[48];          /* "stdin", "unix client 3", "tcp 127.0.0.1:4242" */
+        char name[64];          /* "stdin", "unix client fd 3", "tcp [v6 address]:4242" */
 };
 
 /* Counts made while records are written, added to the stats file once they are published. */
@@ -162,6 +163,8 @@ struct ingest {
         unsigned nconns;
 
         struct ring_rec api_rec;        /* peeked, its output not yet written */
+        char *api_copy;                 /* an api record copied out of shared memory before use */
+        size_t api_copy_cap;
         int api_have;
         struct ring_mark api_mark;      /* after the last api record written */
         struct ring_mark api_done;      /* what ring_done was last given */
@@ -214,6 +217,7 @@ int publish_api(struct ingest *st, const struct ring_rec *rec);
  */
 int stream_init(struct stream *s, enum event_source kind, enum stream_mode mode, int fd,
                 uint64_t max_line, size_t chunk, size_t keep);
+/* Frees the buffers of s (not its fd, which the source closes); safe after a failed init. */
 void stream_fini(struct stream *s);
 
 /* 1 when a round of s could do something now (budget aside). */
@@ -243,12 +247,18 @@ int stdin_round(struct ingest *st, uint64_t *budget);
 /* Fills the stdin fields of st->ps for what is consumed from stdin now. */
 void stdin_state(struct ingest *st);
 
-/* TEE: consumes st->consume published bytes from the pipe. Returns 1 if any were. */
+/*
+ * TEE: consumes st->consume published bytes from the pipe. When the batch
+ * entered or left an over-long line, it stops at that point first and
+ * publishes the state there (see source_stdin.c). Returns 1 if any bytes
+ * were consumed.
+ */
 int stdin_consume(struct ingest *st);
 
 /* Nanoseconds until stdin wants a round without an epoll event (a partial line to look at), or -1. */
 int64_t stdin_timer_ns(const struct ingest *st);
 
+/* Frees the stdin stream's buffers; the descriptor stays open (it is not ours). */
 void stdin_close(struct ingest *st);
 
 /* ---- source_socket.c ---- */

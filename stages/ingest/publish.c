@@ -216,6 +216,9 @@ int publish_stream(struct ingest *st, struct stream *s, int eof, uint64_t *budge
                         pos = at;
                         break;
                 }
+                /* Where the skip ended, for a pipe's consume (stdin_consume). */
+                if (k == FRAMER_LONG_END && pos > 0 && s->buf[pos - 1] == '\n')
+                        s->skip_end = s->base + pos - 1;
                 if (*budget != BUCKET_UNLIMITED)
                         (*budget)--;
         }
@@ -225,7 +228,11 @@ int publish_stream(struct ingest *st, struct stream *s, int eof, uint64_t *budge
         return early;
 }
 
-/* A pre-encoded record from the api: validated, copied, given our sequence number and origin. */
+/*
+ * A pre-encoded record from the api: copied, validated, given our sequence
+ * number and origin. It is validated in our copy, not in the api's ring: a
+ * record the api rewrote after a check would otherwise go out unchecked.
+ */
 static int publish_api_event(struct ingest *st, const struct ring_rec *rec)
 {
         struct event_view ev;
@@ -234,16 +241,6 @@ static int publish_api_event(struct ingest *st, const struct ring_rec *rec)
         void *p;
         int err;
 
-        if (event_decode(rec->data, rec->len, &ev, why, sizeof(why)) < 0) {
-                struct event_error e;
-
-                memset(&e, 0, sizeof(e));
-                e.reason = EVENT_ERR_SYNTAX;
-                snprintf(e.message, sizeof(e.message), "api-ingest.ring record at %llu: %s",
-                         (unsigned long long)rec->pos, why);
-                return publish_reject(st, EVENT_SRC_API, rec->data, rec->len, rec->len, &e,
-                                      st->now_real, rec->pos);
-        }
         if (rec->len > ring_max_record(st->out)) {
                 struct event_error e;
 
@@ -259,6 +256,17 @@ static int publish_api_event(struct ingest *st, const struct ring_rec *rec)
         if (err < 0)
                 return err;
         memcpy(p, rec->data, rec->len);
+        if (event_decode(p, rec->len, &ev, why, sizeof(why)) < 0) {
+                struct event_error e;
+
+                ring_abort(st->out);
+                memset(&e, 0, sizeof(e));
+                e.reason = EVENT_ERR_SYNTAX;
+                snprintf(e.message, sizeof(e.message), "api-ingest.ring record at %llu: %s",
+                         (unsigned long long)rec->pos, why);
+                return publish_reject(st, EVENT_SRC_API, rec->data, rec->len, rec->len, &e,
+                                      st->now_real, rec->pos);
+        }
         h = p;
         h->seq = ++st->seq;
         h->origin = rec->pos;
@@ -276,20 +284,20 @@ static int publish_api_reject(struct ingest *st, const struct ring_rec *rec)
 {
         struct event_reject_view rv;
         struct event_error e;
-        char why[WHY_MAX];
+        char why[160];          /* it goes into a message of sizeof(event_error.message) */
 
         memset(&e, 0, sizeof(e));
-        if (event_reject_decode(rec->data, rec->len, &rv, why, sizeof(why)) < 0 ||
-            rv.reason == EVENT_OK || rv.reason >= EVENT_ERR_REASON_COUNT) {
+        if (event_reject_decode(rec->data, rec->len, &rv, why, sizeof(why)) < 0) {
                 e.reason = EVENT_ERR_SYNTAX;
-                snprintf(e.message, sizeof(e.message), "api-ingest.ring reject record at %llu is invalid",
-                         (unsigned long long)rec->pos);
+                snprintf(e.message, sizeof(e.message), "api-ingest.ring reject record at %llu: %s",
+                         (unsigned long long)rec->pos, why);
                 return publish_reject(st, EVENT_SRC_API, rec->data, rec->len, rec->len, &e,
                                       st->now_real, rec->pos);
         }
         e.reason = rv.reason;
         e.offset = rv.error_offset;
-        snprintf(e.message, sizeof(e.message), "%s", rv.message);
+        /* rv.message lies in the api's ring: its NUL was checked, but it is read by length. */
+        snprintf(e.message, sizeof(e.message), "%.*s", (int)rv.message_len, rv.message);
         return publish_reject(st, EVENT_SRC_API, rv.raw, rv.raw_len, rv.raw_total, &e,
                               rv.received_ns != 0 ? rv.received_ns : st->now_real, rec->pos);
 }
@@ -302,7 +310,15 @@ int publish_api(struct ingest *st, const struct ring_rec *rec)
         case EVENT_REC_REJECT:
                 return publish_api_reject(st, rec);
         default:
-                /* Any other record is one JSON event as the client sent it: parsed here, once. */
+                /*
+                 * Any other record is one JSON event as the client sent it:
+                 * parsed here, once, from a private copy (see api_open).
+                 */
+                if (rec->len <= st->api_copy_cap) {
+                        memcpy(st->api_copy, rec->data, rec->len);
+                        return publish_json(st, EVENT_SRC_API, st->api_copy, rec->len, st->now_real,
+                                            rec->pos);
+                }
                 return publish_json(st, EVENT_SRC_API, rec->data, rec->len, st->now_real, rec->pos);
         }
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ingest_priv.h"
@@ -32,6 +33,17 @@ int api_open(struct ingest *st, const struct ingest_pstate *old, char *why, size
         }
         if (err < 0)
                 return err;
+        /*
+         * The api could rewrite a JSON record while we parse it, and the
+         * parser reads bytes more than once: it parses a private copy. A
+         * longer record than max_event_size and its line ending is refused
+         * by its length alone, so that is all the copy needs.
+         */
+        st->api_copy_cap = (size_t)st->cfg.max_event_size + 2;
+        st->api_copy = malloc(st->api_copy_cap);
+        if (st->api_copy == NULL)
+                return why_set(why, whylen, -ENOMEM, "api-ingest.ring: cannot allocate %zu bytes",
+                               st->api_copy_cap);
         st->api_mark = st->api_done = ring_cursor(st->api);
         if (old == NULL || old->api_pos <= st->api_mark.pos)
                 return 0;

@@ -78,10 +78,18 @@ static int stdin_pipe_size(int fd, size_t want)
 
 static int stdin_setup_tee(struct ingest *st, struct stream *s, char *why, size_t whylen)
 {
-        size_t want = st->cfg.ingest_read_size;
+        size_t want = st->cfg.ingest_read_size, line = (size_t)st->cfg.max_event_size + 2;
         int in_size, priv_size;
 
-        in_size = stdin_pipe_size(s->fd, want);
+        /*
+         * One tee must see a whole line of the longest kind: a round whose
+         * tee is filled by a partial line consumes it ("carry"), and a
+         * SIGKILL then loses it. So a tee moves at least a line, even when
+         * ingest_read_size is smaller, and the pipe is asked to hold two.
+         */
+        if (want < line)
+                want = line;
+        in_size = stdin_pipe_size(s->fd, want > 2 * line ? want : 2 * line);
         if (in_size < 0)
                 return why_set(why, whylen, in_size, "stdin: F_GETPIPE_SZ: %s", strerror(-in_size));
         if (pipe2(st->priv, O_CLOEXEC | O_NONBLOCK) != 0)
@@ -92,12 +100,13 @@ static int stdin_setup_tee(struct ingest *st, struct stream *s, char *why, size_
         st->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
         if (st->devnull < 0)
                 return why_set(why, whylen, -errno, "/dev/null: %s", strerror(errno));
-        /* One tee moves at most what the private pipe holds, and at most a read's worth. */
+        /* One tee moves at most what the private pipe holds, and at most a read (or a line). */
         s->tee_max = (size_t)priv_size < want ? (size_t)priv_size : want;
         s->pipe_size = (size_t)in_size;
-        if ((size_t)in_size < st->cfg.max_event_size + 2)
-                log_info("stdin: the pipe holds %d bytes, less than the longest line: longer lines "
-                         "are consumed before they are published", in_size);
+        if ((size_t)in_size < line || s->tee_max < line)
+                log_info("stdin: the pipe holds %d bytes and one tee moves %zu, less than the longest "
+                         "line (%zu with its ending): longer lines are consumed before they are "
+                         "published, and a kill can lose one", in_size, s->tee_max, line);
         return 0;
 }
 
@@ -339,13 +348,14 @@ int64_t stdin_timer_ns(const struct ingest *st)
         return left > 0 ? left : 0;
 }
 
-int stdin_consume(struct ingest *st)
+/* Consumes want (<= st->consume) bytes from the pipe. Returns the bytes consumed. */
+static uint64_t stdin_splice(struct ingest *st, uint64_t want)
 {
         struct stream *s = st->in;
         uint64_t moved = 0;
 
-        while (st->consume > 0) {
-                ssize_t n = splice(s->fd, NULL, st->devnull, NULL, st->consume, SPLICE_F_NONBLOCK);
+        while (moved < want) {
+                ssize_t n = splice(s->fd, NULL, st->devnull, NULL, want - moved, SPLICE_F_NONBLOCK);
 
                 if (n > 0) {
                         st->consume -= (uint64_t)n;
@@ -361,8 +371,49 @@ int stdin_consume(struct ingest *st)
                           (unsigned long long)(s->base + s->carry - st->consume),
                           n < 0 ? strerror(errno) : "end of input");
                 st->consume = 0;
+                break;
         }
         st->pend.bytes[EVENT_SRC_STDIN] += moved;
+        return moved;
+}
+
+/*
+ * The published state says where the pipe's head is and whether it lies
+ * inside an over-long line; a consume moves the head, and the state follows
+ * it only after. A SIGKILL in between restarts with the old state at the
+ * new head. That is harmless while the batch stayed on one side of a skip,
+ * but a batch that ended a skip would make the next ingest step over a
+ * valid line as the rest of the long one (and one that started a skip
+ * would frame the rest of a long line as a line of its own). So the consume
+ * stops first at the point where the skip state changed, where the old
+ * and the new state are both right (the long line's \n: blank, or the end
+ * of a skip; the first byte of the new long line: a line start, or a skip
+ * of all of it), and publishes the new state there.
+ */
+int stdin_consume(struct ingest *st)
+{
+        struct stream *s = st->in;
+        uint64_t head = s->base + s->carry - st->consume, at, moved = 0;
+        int was = (st->ps.flags & INGEST_PS_SKIPPING) != 0;
+
+        if (was != s->fr.skipping || (was && st->ps.skip_origin != s->fr.skip_origin)) {
+                at = s->fr.skipping ? s->fr.skip_origin : s->skip_end;
+                if (at >= head && at - head <= st->consume) {
+                        moved = stdin_splice(st, at - head);
+                        if (moved == at - head) {
+                                st->ps.stdin_off = at;
+                                st->ps.flags &= ~(INGEST_PS_SKIPPING | INGEST_PS_LAST_CR);
+                                st->ps.skip_origin = 0;
+                                if (s->fr.skipping) {
+                                        st->ps.flags |= INGEST_PS_SKIPPING;
+                                        st->ps.skip_origin = at;
+                                }
+                                if (ring_publish_state(st->out, &st->ps, sizeof(st->ps)) == 0)
+                                        st->published = st->ps;
+                        }
+                }
+        }
+        moved += stdin_splice(st, st->consume);
         return moved > 0;
 }
 

@@ -1342,6 +1342,94 @@ Test(ingest, api_ring_records_come_out_with_new_seqs_and_their_positions)
         ih_recs_free(&want);
 }
 
+/* Publishes one api->ingest record of type with the bytes given. */
+static void api_write_raw(struct ring *api, uint16_t type, const void *bytes, size_t len)
+{
+        void *rec;
+        int e = ring_reserve(api, type, (uint32_t)len, &rec);
+
+        cr_assert(e == 0, "ring_reserve(api-ingest): %s", strerror(-e));
+        memcpy(rec, bytes, len);
+        cr_assert_eq(ring_commit(api, (uint32_t)len), 0);
+        ring_publish(api);
+}
+
+/*
+ * What the api hands over is checked like any input from outside: raw JSON
+ * is parsed, a broken event or reject record becomes a reject that says
+ * what was wrong with it, and the records after it still come through.
+ */
+Test(ingest, api_ring_raw_json_and_broken_records_are_checked_and_survived)
+{
+        static const char good[] = "{\"id\":\"raw-1\",\"type\":\"api\",\"source\":\"http\"}";
+        static const char bad[] = "{\"id\":\"raw-2\",\"type\":\"api\"}";
+        static struct ih_proc p;
+        struct ih_recs recs = { 0 }, want = { 0 };
+        struct event_limits lim;
+        struct event_parser *ep;
+        struct event_hdr h;
+        struct event_reject_hdr rh;
+        struct ih_sink sink;
+        struct ring *api;
+        char broken[sizeof(h) + 16];
+        size_t max;
+
+        event_limits_default(&lim);
+        cr_assert_eq(event_parser_create(&ep, &lim), 0);
+        max = event_record_max(&lim);
+        ih_ring_create("ingest", "process", 4u << 20);
+        ih_ring_create("api", "ingest", 4u << 20);
+        api = ih_attach("api", "ingest", RING_PRODUCER);
+
+        api_write_raw(api, 3, good, sizeof(good) - 1);
+        api_write_raw(api, 3, bad, sizeof(bad) - 1);
+        /* An event record whose lengths promise more than it holds. */
+        memset(&h, 0, sizeof(h));
+        h.id_len = h.type_len = h.source_len = 1;
+        h.data_len = 100;
+        memset(broken, 0, sizeof(broken));
+        memcpy(broken, &h, sizeof(h));
+        api_write_raw(api, EVENT_REC_EVENT, broken, sizeof(broken));
+        /* A reject record with a reason no one knows. */
+        memset(&rh, 0, sizeof(rh));
+        rh.reason = 999;
+        memset(broken, 0, sizeof(broken));
+        memcpy(broken, &rh, sizeof(rh));
+        api_write_raw(api, EVENT_REC_REJECT, broken, sizeof(rh) + 2);
+        api_write(api, ep, max, "{\"id\":\"after\",\"type\":\"api\",\"source\":\"http\"}", &want);
+
+        ih_sink_init(&sink, ih_collect, &recs);
+        ih_start(&p, -1, "--ingest-stdin", "no", (const char *)NULL);
+        ih_take_count(&sink, 5, &p, IH_TIMEOUT_NS);
+        ih_signal(&p, SIGTERM);
+        cr_assert_eq(ih_take_until_exit(&sink, &p, IH_TIMEOUT_NS), 0, "stderr:\n%s", ih_stderr(&p));
+        cr_assert_eq(recs.n, 5u, "%zu records for 5 api records", recs.n);
+
+        cr_assert_eq(recs.v[0].type, EVENT_REC_EVENT);
+        cr_assert_str_eq(recs.v[0].id, "raw-1");
+        cr_assert_eq(recs.v[0].source_kind, EVENT_SRC_API);
+        cr_assert_eq(recs.v[1].type, EVENT_REC_REJECT);
+        cr_assert_eq(recs.v[1].reason, EVENT_ERR_MISSING_FIELD, "%s", recs.v[1].message);
+        cr_assert(strstr(recs.v[1].message, "source") != NULL, "%s", recs.v[1].message);
+        cr_assert_eq(recs.v[1].raw_len, sizeof(bad) - 1);
+        cr_assert_eq(recs.v[2].type, EVENT_REC_REJECT);
+        cr_assert(strstr(recs.v[2].message, "api-ingest.ring record at") != NULL &&
+                  strstr(recs.v[2].message, "data 100") != NULL, "%s", recs.v[2].message);
+        cr_assert_eq(recs.v[3].type, EVENT_REC_REJECT);
+        cr_assert(strstr(recs.v[3].message, "reason 999") != NULL,
+                  "a broken reject record's reject must say what is wrong: %s", recs.v[3].message);
+        cr_assert_eq(recs.v[4].type, EVENT_REC_EVENT);
+        cr_assert_str_eq(recs.v[4].id, "after");
+        for (size_t i = 1; i < recs.n; i++)
+                cr_assert_eq(recs.v[i].seq, recs.v[i - 1].seq + 1);
+
+        ring_close(api);
+        event_parser_destroy(ep);
+        ih_sink_fini(&sink);
+        ih_recs_free(&recs);
+        ih_recs_free(&want);
+}
+
 /* ---- 8: rate limit ---- */
 
 Test(ingest, rate_limit_spreads_the_input_over_time_and_drops_nothing)

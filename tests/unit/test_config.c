@@ -297,3 +297,18 @@ Test(config, print_config_shows_the_settings_in_effect_after_every_flag)
         cr_assert(strstr(out, "max_depth = 7\n") != NULL, "%s", out);
         cr_assert(strstr(out, "max_event_size = 65536\n") != NULL, "%s", out);
 }
+
+Test(config, a_list_may_start_on_the_continuation_line)
+{
+        struct config c;
+        char path[64], why[WHY_MAX];
+
+        /* "key =" with nothing after it, the list below: no ", " before its first item. */
+        write_file("[window w]\naggregates =\n  count\n  sum(data.a)\n", path, sizeof(path));
+        config_init(&c);
+        cr_assert_eq(config_load_file(&c, path, why, sizeof(why)), 0, "%s", why);
+        unlink(path);
+        cr_assert_eq(c.nnamed, 1u);
+        cr_assert_str_eq(c.named[0].value, "count, sum(data.a)");
+        config_fini(&c);
+}
