@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/* schema.c: the one place with the partition files' DDL and pragmas, and why each is so. */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "schema.h"
+#include "why.h"
+
+/*
+ * Pragmas of the single writer connection, set at every open (most do not
+ * persist in the file):
+ *
+ * journal_mode=WAL     readers (the api) never block the writer and see only
+ *                      committed transactions; persistent in the file.
+ * synchronous          FULL syncs the WAL at every commit, so a commit the
+ *                      store acknowledges (?ack=stored, ring commit) survives
+ *                      power loss; NORMAL syncs only at checkpoints, so a
+ *                      commit can vanish on power loss but not on a crash of
+ *                      the process (DESIGN.md, "Storage rules").
+ * wal_autocheckpoint=0 the writer checkpoints explicitly (PASSIVE, never
+ *                      blocking readers) after a number of commits or when
+ *                      the WAL grows, between batches rather than inside a
+ *                      commit chosen by SQLite; it is the only connection that
+ *                      checkpoints (DESIGN.md: the WAL-reset bug of 3.40 needs two).
+ * journal_size_limit   after a checkpoint restarts the WAL, truncate the file
+ *                      to this size so one huge batch does not keep its space.
+ * cache_size           pages of the b-trees the batch touches (the indexes
+ *                      mostly) stay in memory across transactions.
+ * temp_store=MEMORY    sorting for index builds never writes temp files.
+ * foreign_keys=OFF     there are none; said so the intent is explicit.
+ * locking_mode=NORMAL  EXCLUSIVE would keep the WAL index in heap memory and
+ *                      hide the WAL from the api's read-only connections.
+ */
+static const char *const pragmas_fixed[] = {
+        "PRAGMA wal_autocheckpoint=0",
+        "PRAGMA journal_size_limit=67108864",
+        "PRAGMA temp_store=MEMORY",
+        "PRAGMA foreign_keys=OFF",
+        "PRAGMA locking_mode=NORMAL",
+};
+
+#define CACHE_KIB_DEFAULT 16384
+
+/*
+ * The tables. Times: ts is the event time in ms (what the api queries by),
+ * received the receive time in ns (latency accounting).
+ *
+ * events: a rowid table. Rows are appended in arrival order, so inserts
+ * touch only the rightmost page of the table b-tree, and the data JSON (up
+ * to 64 KiB) lives only in the table, never in an index. A WITHOUT ROWID
+ * table keyed by (ts, id) clusters rows by time, but late events then
+ * insert into the middle of the table, large rows split pages, and id
+ * uniqueness across the file still needs its own UNIQUE(id) index. Measured
+ * (2-core VM under load, 300k rows, 10k rows/txn, synchronous=NORMAL): rowid
+ * + the four indexes below 91-120k rows/s; WITHOUT ROWID PK(ts, id) + the
+ * other three 85-122k, so no gain; rowid + UNIQUE(id) alone 229-284k, + (ts)
+ * 186-198k, + (type, ts) 108-132k: every index costs, so only these stay
+ * (test_store_writer prints the writer's own figure). Indexes, each for one
+ * api query and nothing more:
+ *   events_id      UNIQUE(id): lookup by id, and the duplicate check of
+ *                  INSERT OR IGNORE (a retried event is not stored twice);
+ *   events_ts      (ts): time ranges, keyset pagination by (ts, rowid);
+ *   events_type_ts (type, ts): a type over a time range;
+ *   events_src_ts  (source, ts): a source over a time range.
+ * Ids are unique per partition file (there is no cross-file index); an id
+ * reused with a timestamp in another partition is stored again there.
+ *
+ * windows: results of the process stage, upserted by (name, key, start) so
+ * a re-emitted result replaces the earlier one and a replay never doubles.
+ * rejects: rejected inputs keyed by their pipeline seq: replays overwrite
+ * the same row.
+ * position: one row, the ring mark just after the last batch committed in
+ * this file, written in the same transaction as the batch's rows.
+ * meta: schema_version, partition_start_ms, partition_end_ms.
+ */
+static const char ddl[] =
+        "CREATE TABLE IF NOT EXISTS events("
+        " id TEXT NOT NULL,"
+        " ts INTEGER NOT NULL,"
+        " received INTEGER NOT NULL,"
+        " seq INTEGER NOT NULL,"
+        " type TEXT NOT NULL,"
+        " source TEXT NOT NULL,"
+        " data TEXT NOT NULL);"
+        "CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(id);"
+        "CREATE INDEX IF NOT EXISTS events_ts ON events(ts);"
+        "CREATE INDEX IF NOT EXISTS events_type_ts ON events(type, ts);"
+        "CREATE INDEX IF NOT EXISTS events_src_ts ON events(source, ts);"
+        "CREATE TABLE IF NOT EXISTS windows("
+        " name TEXT NOT NULL,"
+        " key TEXT NOT NULL,"
+        " start INTEGER NOT NULL,"
+        " \"end\" INTEGER NOT NULL,"
+        " count INTEGER NOT NULL,"
+        " aggregates TEXT NOT NULL,"
+        " updated INTEGER NOT NULL,"
+        " PRIMARY KEY(name, key, start));"
+        "CREATE TABLE IF NOT EXISTS rejects("
+        " seq INTEGER PRIMARY KEY,"
+        " received INTEGER NOT NULL,"
+        " source TEXT NOT NULL,"
+        " reason TEXT NOT NULL,"
+        " message TEXT NOT NULL,"
+        " offset INTEGER NOT NULL,"
+        " raw BLOB NOT NULL,"
+        " raw_total INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS position("
+        " id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " ring_pos INTEGER NOT NULL,"
+        " ring_count INTEGER NOT NULL,"
+        " committed_ns INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS meta("
+        " key TEXT PRIMARY KEY,"
+        " value);";
+
+int schema_errno(int sqlite_rc)
+{
+        switch (sqlite_rc & 0xff) {
+        case SQLITE_OK:
+                return 0;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_READONLY:
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        default:
+                return -EIO;
+        }
+}
+
+static int exec(sqlite3 *db, const char *sql, char *why, size_t whylen)
+{
+        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+        if (rc != SQLITE_OK)
+                return why_set(why, whylen, schema_errno(rc), "schema: %s: %s: %s",
+                               sqlite3_db_filename(db, "main"), sql, sqlite3_errmsg(db));
+        return 0;
+}
+
+/* Runs a pragma that answers one row and checks its text answer. */
+static int pragma_expect(sqlite3 *db, const char *sql, const char *want, char *why, size_t whylen)
+{
+        sqlite3_stmt *st = NULL;
+        const unsigned char *got;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                rc = why_set(why, whylen, schema_errno(rc), "schema: %s: %s: %s",
+                             sqlite3_db_filename(db, "main"), sql, sqlite3_errmsg(db));
+                goto out;
+        }
+        got = sqlite3_column_text(st, 0);
+        if (got == NULL || strcmp((const char *)got, want) != 0) {
+                rc = why_set(why, whylen, -EIO, "schema: %s: %s answered %s, not %s",
+                             sqlite3_db_filename(db, "main"), sql,
+                             got ? (const char *)got : "nothing", want);
+                goto out;
+        }
+        rc = 0;
+out:
+        sqlite3_finalize(st);
+        return rc;
+}
+
+/* Reads meta.key as an integer into *v; returns 0, 1 when absent, or -errno. */
+static int meta_get(sqlite3 *db, const char *key, int64_t *v, char *why, size_t whylen)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL);
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *v = sqlite3_column_int64(st, 0);
+                rc = 0;
+        } else if (rc == SQLITE_DONE) {
+                rc = 1;
+        } else {
+                rc = why_set(why, whylen, schema_errno(rc), "schema: %s: reading meta %s: %s",
+                             sqlite3_db_filename(db, "main"), key, sqlite3_errmsg(db));
+        }
+        sqlite3_finalize(st);
+        return rc;
+}
+
+static int meta_put(sqlite3 *db, const char *key, int64_t v, char *why, size_t whylen)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)",
+                                    -1, &st, NULL);
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(st, 2, v);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                rc = why_set(why, whylen, schema_errno(rc), "schema: %s: writing meta %s: %s",
+                             sqlite3_db_filename(db, "main"), key, sqlite3_errmsg(db));
+        else
+                rc = 0;
+        sqlite3_finalize(st);
+        return rc;
+}
+
+static int check_meta(sqlite3 *db, const struct schema_opts *o, char *why, size_t whylen)
+{
+        const char *fn = sqlite3_db_filename(db, "main");
+        int64_t version = 0, start = 0, end = 0;
+        int rc;
+
+        if ((rc = meta_get(db, "schema_version", &version, why, whylen)) != 0 ||
+            (rc = meta_get(db, "partition_start_ms", &start, why, whylen)) != 0 ||
+            (rc = meta_get(db, "partition_end_ms", &end, why, whylen)) != 0)
+                return rc > 0 ? why_set(why, whylen, -EBADMSG, "schema: %s: meta is incomplete", fn)
+                              : rc;
+        if (version > SCHEMA_VERSION)
+                return why_set(why, whylen, -EPROTO,
+                               "schema: %s: schema version %lld is newer than ours (%d)", fn,
+                               (long long)version, SCHEMA_VERSION);
+        if (start != o->start_ms || end != o->end_ms)
+                return why_set(why, whylen, -EINVAL,
+                               "schema: %s: holds [%lld, %lld) ms, expected [%lld, %lld)", fn,
+                               (long long)start, (long long)end, (long long)o->start_ms,
+                               (long long)o->end_ms);
+        return 0;
+}
+
+int schema_apply(sqlite3 *db, const struct schema_opts *o, char *why, size_t whylen)
+{
+        char sql[64];
+        int rc;
+        int cache = o->cache_kib > 0 ? o->cache_kib : CACHE_KIB_DEFAULT;
+
+        /* WAL first: it cannot change inside a transaction. */
+        if ((rc = pragma_expect(db, "PRAGMA journal_mode=WAL", "wal", why, whylen)) < 0)
+                return rc;
+        if ((rc = exec(db, o->durability == STORE_DURABILITY_NORMAL ? "PRAGMA synchronous=NORMAL"
+                                                                     : "PRAGMA synchronous=FULL",
+                       why, whylen)) < 0)
+                return rc;
+        for (size_t i = 0; i < sizeof(pragmas_fixed) / sizeof(pragmas_fixed[0]); i++)
+                if ((rc = exec(db, pragmas_fixed[i], why, whylen)) < 0)
+                        return rc;
+        /* A negative cache_size counts KiB; the value is ours, not input. */
+        snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%d", cache);
+        if ((rc = exec(db, sql, why, whylen)) < 0)
+                return rc;
+
+        if ((rc = exec(db, "BEGIN IMMEDIATE", why, whylen)) < 0)
+                return rc;
+        if ((rc = exec(db, ddl, why, whylen)) < 0 ||
+            (rc = meta_put(db, "schema_version", SCHEMA_VERSION, why, whylen)) < 0 ||
+            (rc = meta_put(db, "partition_start_ms", o->start_ms, why, whylen)) < 0 ||
+            (rc = meta_put(db, "partition_end_ms", o->end_ms, why, whylen)) < 0 ||
+            (rc = check_meta(db, o, why, whylen)) < 0)
+                goto err;
+        return exec(db, "COMMIT", why, whylen);
+err:
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* schema.h: the tables, indexes and pragmas of one store partition file. */
+#ifndef RINGFLOW_STORE_SCHEMA_H
+#define RINGFLOW_STORE_SCHEMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sqlite3;
+
+/* meta.schema_version of files this code writes; a newer file is refused. */
+#define SCHEMA_VERSION 1
+
+enum store_durability {
+        STORE_DURABILITY_FULL = 0,      /* synchronous=FULL: a commit survives power loss */
+        STORE_DURABILITY_NORMAL = 1,    /* synchronous=NORMAL: it survives a crash of the process */
+};
+
+struct schema_opts {
+        enum store_durability durability;
+        int64_t start_ms, end_ms;       /* the partition's bounds, kept in meta */
+        int cache_kib;                  /* page cache per connection; 0: the default (16 MiB) */
+};
+
+/*
+ * Sets the writer's pragmas on db (a read-write connection to one
+ * partition file), then creates the tables and indexes when missing and
+ * records the schema version and the partition bounds in meta, in one
+ * transaction. An existing file is checked instead: its schema version
+ * must not be newer than SCHEMA_VERSION and its bounds must be o's.
+ * Returns 0, or -errno with why naming the SQLite message: -EPROTO for a
+ * newer schema, -EINVAL for bounds that differ, -EIO for a SQLite failure
+ * (-EBUSY when another connection holds a lock, -ENOSPC when the disk is full).
+ */
+int schema_apply(struct sqlite3 *db, const struct schema_opts *o, char *why, size_t whylen);
+
+/* Maps a SQLite result code to the -errno the store returns for it. */
+int schema_errno(int sqlite_rc);
+
+#endif

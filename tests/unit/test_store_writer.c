@@ -1,0 +1,707 @@
+/* SPDX-License-Identifier: MIT */
+/* test_store_writer.c: the store writer: routing, dedup, upserts, positions, crashes, retention. */
+#include "autoconf.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "event.h"
+#include "partition.h"
+#include "writer.h"
+
+TestSuite(store_writer);
+
+#define DAY_MS (86400LL * 1000)
+#define JAN1_2022 1640995200000LL       /* 2022-01-01T00:00:00Z */
+
+static char dir[64];
+
+static void mkdir_tmp(void)
+{
+        snprintf(dir, sizeof(dir), "/tmp/rf-store-XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+}
+
+/* Removes the test directory and whatever is in it (one level). */
+static void rm_tmp(void)
+{
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (d == NULL)
+                return;
+        while ((de = readdir(d)) != NULL) {
+                char p[512];
+
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+                unlink(p);
+        }
+        closedir(d);
+        rmdir(dir);
+}
+
+static struct store_writer *open_writer(enum store_durability dur, unsigned max_open)
+{
+        struct store_writer_opts o = {
+                .data_dir = dir,
+                .unit = PARTITION_DAY,
+                .durability = dur,
+                .max_open = max_open,
+        };
+        struct store_writer *w = NULL;
+        char why[256] = "";
+
+        cr_assert_eq(writer_create(&w, &o, why, sizeof(why)), 0, "%s", why);
+        return w;
+}
+
+/* An event view over strings that live as long as the test's buffers. */
+struct ev_buf {
+        char id[64], data[128];
+        struct event_view v;
+};
+
+static const struct event_view *mkev(struct ev_buf *b, const char *id, int64_t ts, uint64_t seq)
+{
+        snprintf(b->id, sizeof(b->id), "%s", id);
+        snprintf(b->data, sizeof(b->data), "{\"n\":%llu}", (unsigned long long)seq);
+        memset(&b->v, 0, sizeof(b->v));
+        b->v.seq = seq;
+        b->v.timestamp_ms = ts;
+        b->v.received_ns = (int64_t)seq * 1000;       /* ts * 1e6 overflows in year 9999 */
+        b->v.id = b->id;
+        b->v.id_len = (uint32_t)strlen(b->id);
+        b->v.type = "click";
+        b->v.type_len = 5;
+        b->v.source = "web_app";
+        b->v.source_len = 7;
+        b->v.data = b->data;
+        b->v.data_len = (uint32_t)strlen(b->data);
+        return &b->v;
+}
+
+/* The ring mark after the n-th record (1-based) when every record is 64 bytes. */
+static struct ring_mark mk(uint64_t n)
+{
+        struct ring_mark m = { n * 64, n };
+
+        return m;
+}
+
+static int put(struct store_writer *w, uint64_t n, const char *id, int64_t ts)
+{
+        struct ev_buf b;
+        int rc = writer_put_event(w, mk(n), mkev(&b, id, ts, n));
+
+        cr_assert_geq(rc, 0, "put %s: %s", id, writer_why(w));
+        return rc;
+}
+
+static sqlite3 *db_of(int64_t ts)
+{
+        char name[PARTITION_NAME_MAX], path[512];
+        sqlite3 *db = NULL;
+
+        cr_assert_eq(partition_name(ts, PARTITION_DAY, name, sizeof(name)), 0);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK, "%s", path);
+        return db;
+}
+
+/* The first column of the first row of sql (a constant query) in the partition of ts. */
+static int64_t q64(int64_t ts, const char *sql)
+{
+        sqlite3 *db = db_of(ts);
+        sqlite3_stmt *st = NULL;
+        int64_t v;
+
+        cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                     sqlite3_errmsg(db));
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+        v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+}
+
+static void integrity_ok(int64_t ts)
+{
+        sqlite3 *db = db_of(ts);
+        sqlite3_stmt *st = NULL;
+
+        cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+}
+
+static int file_exists(int64_t ts)
+{
+        char name[PARTITION_NAME_MAX], path[512];
+
+        cr_assert_eq(partition_name(ts, PARTITION_DAY, name, sizeof(name)), 0);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        return access(path, F_OK) == 0;
+}
+
+Test(store_writer, rows_go_to_the_partition_of_their_timestamp, .init = mkdir_tmp, .fini = rm_tmp)
+{
+        int64_t now = clock_real_ns() / 1000000;
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 8);
+        struct writer_counters c;
+        struct stat st;
+        char path[512], name[PARTITION_NAME_MAX];
+
+        cr_assert_eq(writer_begin(w), 0);
+        put(w, 1, "today", now);
+        put(w, 2, "late", now - 3 * DAY_MS);
+        put(w, 3, "future", now + 5 * DAY_MS);
+        put(w, 4, "epoch", 0);
+        put(w, 5, "y9999", PARTITION_TS_MAX);
+        put(w, 6, "today2", now);
+        cr_assert_eq(writer_commit(w, mk(6)), 0, "%s", writer_why(w));
+        writer_counters(w, &c);
+        cr_assert_eq(c.events, 6u);
+        cr_assert_eq(c.future, 2u, "the +5 days and year 9999 events are beyond the bound");
+        cr_assert_eq(c.commits, 5u, "one transaction per touched file");
+        cr_assert_eq(c.early_commits, 0u);
+        writer_destroy(w);
+
+        cr_assert_eq(q64(now, "SELECT count(*) FROM events"), 2);
+        cr_assert_eq(q64(now - 3 * DAY_MS, "SELECT count(*) FROM events WHERE id = 'late'"), 1);
+        cr_assert_eq(q64(now + 5 * DAY_MS, "SELECT count(*) FROM events WHERE id = 'future'"), 1);
+        cr_assert_eq(q64(0, "SELECT ts FROM events WHERE id = 'epoch'"), 0);
+        cr_assert_eq(q64(PARTITION_TS_MAX, "SELECT ts FROM events WHERE id = 'y9999'"),
+                     PARTITION_TS_MAX);
+        cr_assert_eq(q64(PARTITION_TS_MAX, "SELECT ring_pos FROM position"), 6 * 64);
+        cr_assert_eq(q64(now, "SELECT value FROM meta WHERE key = 'partition_start_ms'"),
+                     now / DAY_MS * DAY_MS);
+        cr_assert_eq(partition_name(now, PARTITION_DAY, name, sizeof(name)), 0);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        cr_assert_eq(stat(path, &st), 0);
+        cr_assert_eq(st.st_mode & 0777, 0600, "partition files are 0600");
+        {
+                sqlite3 *db = db_of(now);
+                sqlite3_stmt *s = NULL;
+
+                sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL);
+                cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+                cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
+                sqlite3_finalize(s);
+                sqlite3_close(db);
+        }
+}
+
+Test(store_writer, out_of_range_and_misuse_are_errors_with_reasons, .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        struct ev_buf b;
+
+        cr_assert_eq(writer_put_event(w, mk(1), mkev(&b, "x", 5, 1)), -EINVAL, "no batch open");
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(writer_begin(w), -EINVAL);
+        cr_assert_eq(writer_put_event(w, mk(1), mkev(&b, "x", -1, 1)), -ERANGE);
+        cr_assert_not_null(strstr(writer_why(w), "-1 ms"), "%s", writer_why(w));
+        cr_assert_eq(writer_put_event(w, mk(1), mkev(&b, "x", PARTITION_TS_MAX + 1, 1)), -ERANGE);
+        b.v.data = NULL;
+        cr_assert_eq(writer_put_event(w, mk(1), &b.v), -EINVAL);
+        put(w, 2, "a", JAN1_2022);
+        cr_assert_eq(writer_commit(w, mk(1)), -EINVAL, "a mark before a record put");
+        cr_assert_eq(writer_resume_position(w, &(struct ring_mark){ 0, 0 }), 0);
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events"), 0, "the bad commit rolled back");
+}
+
+Test(store_writer, create_refuses_a_missing_vfs_and_a_file_as_data_dir, .init = mkdir_tmp,
+     .fini = rm_tmp)
+{
+        struct store_writer_opts o = { .data_dir = dir, .vfs = "no-such-vfs" };
+        struct store_writer *w = NULL;
+        char why[256] = "", sub[512];
+        FILE *f;
+
+        cr_assert_eq(writer_create(&w, &o, why, sizeof(why)), -ENOENT);
+        cr_assert_not_null(strstr(why, "no-such-vfs"), "%s", why);
+        cr_assert_null(w);
+        o.vfs = "unix";
+        cr_assert_eq(writer_create(&w, &o, why, sizeof(why)), 0, "%s", why);
+        writer_destroy(w);
+        snprintf(sub, sizeof(sub), "%s/file", dir);
+        f = fopen(sub, "w");
+        cr_assert_not_null(f);
+        fclose(f);
+        o.data_dir = sub;
+        cr_assert_eq(writer_create(&w, &o, why, sizeof(why)), -ENOTDIR);
+}
+
+Test(store_writer, a_newer_schema_is_refused_naming_the_file, .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        struct ev_buf b;
+        sqlite3 *db;
+
+        cr_assert_eq(writer_begin(w), 0);
+        put(w, 1, "a", JAN1_2022);
+        cr_assert_eq(writer_commit(w, mk(1)), 0);
+        writer_destroy(w);
+        db = db_of(JAN1_2022);
+        cr_assert_eq(sqlite3_exec(db, "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+                                  NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(writer_put_event(w, mk(2), mkev(&b, "b", JAN1_2022, 2)), -EPROTO);
+        cr_assert_not_null(strstr(writer_why(w), "events-20220101.db"), "%s", writer_why(w));
+        cr_assert_not_null(strstr(writer_why(w), "99"), "%s", writer_why(w));
+        writer_destroy(w);
+}
+
+Test(store_writer, a_known_id_is_a_duplicate_not_a_second_row, .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        struct writer_counters c;
+
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(put(w, 1, "a", JAN1_2022), WRITER_STORED);
+        cr_assert_eq(put(w, 2, "a", JAN1_2022 + 5), WRITER_DUPLICATE, "same batch");
+        cr_assert_eq(writer_commit(w, mk(2)), 0);
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(put(w, 3, "a", JAN1_2022 + 9), WRITER_DUPLICATE, "a later batch");
+        cr_assert_eq(put(w, 4, "b", JAN1_2022), WRITER_STORED);
+        /* Per partition: the same id on another day is stored there. */
+        cr_assert_eq(put(w, 5, "a", JAN1_2022 + DAY_MS), WRITER_STORED);
+        cr_assert_eq(writer_commit(w, mk(5)), 0);
+        writer_counters(w, &c);
+        cr_assert_eq(c.events, 3u);
+        cr_assert_eq(c.duplicates, 2u);
+        cr_assert_eq(c.replayed, 0u);
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events WHERE id = 'a'"), 1);
+        cr_assert_eq(q64(JAN1_2022, "SELECT ts FROM events WHERE id = 'a'"), JAN1_2022,
+                     "the first one stays");
+        cr_assert_eq(q64(JAN1_2022 + DAY_MS, "SELECT count(*) FROM events"), 1);
+}
+
+Test(store_writer, a_window_result_upsert_replaces, .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        struct store_window win = {
+                .name = "clicks", .key = "web", .start_ms = JAN1_2022, .end_ms = JAN1_2022 + 60000,
+                .count = 3, .aggregates_json = "{\"sum\":3}",
+        };
+
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(writer_put_window(w, mk(1), &win), WRITER_STORED, "%s", writer_why(w));
+        cr_assert_eq(writer_commit(w, mk(1)), 0);
+        cr_assert_eq(writer_begin(w), 0);
+        win.count = 7;
+        win.aggregates_json = "{\"sum\":11}";
+        cr_assert_eq(writer_put_window(w, mk(2), &win), WRITER_STORED);
+        win.key = "ios";
+        cr_assert_eq(writer_put_window(w, mk(3), &win), WRITER_STORED);
+        win.count = UINT64_MAX;
+        cr_assert_eq(writer_put_window(w, mk(4), &win), -ERANGE);
+        cr_assert_eq(writer_commit(w, mk(3)), 0);
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM windows"), 2);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count FROM windows WHERE key = 'web'"), 7);
+        cr_assert_eq(q64(JAN1_2022,
+                         "SELECT aggregates = '{\"sum\":11}' FROM windows WHERE key = 'web'"), 1);
+        cr_assert_eq(q64(JAN1_2022, "SELECT \"end\" - start FROM windows WHERE key = 'web'"), 60000);
+}
+
+Test(store_writer, rejects_are_stored_with_raw_bytes_and_reason, .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        static const char raw[] = "{\"a\":\0x";
+        struct event_reject_view rv = {
+                .seq = 17, .received_ns = JAN1_2022 * 1000000 + 5, .origin = 100,
+                .source_kind = EVENT_SRC_STDIN, .reason = EVENT_ERR_SYNTAX, .error_offset = 5,
+                .raw = raw, .raw_len = 7, .raw_total = 4000,
+                .message = "unexpected NUL", .message_len = 14,
+        };
+
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(writer_put_reject(w, mk(1), &rv), WRITER_STORED, "%s", writer_why(w));
+        /* A replay of the same seq replaces, never doubles. */
+        cr_assert_eq(writer_put_reject(w, mk(2), &rv), WRITER_STORED);
+        cr_assert_eq(writer_commit(w, mk(2)), 0);
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM rejects"), 1);
+        cr_assert_eq(q64(JAN1_2022, "SELECT length(raw) FROM rejects WHERE seq = 17"), 7);
+        cr_assert_eq(q64(JAN1_2022, "SELECT raw = X'7B2261223A0078' FROM rejects"), 1);
+        cr_assert_eq(q64(JAN1_2022, "SELECT reason = 'syntax' AND source = 'stdin' AND "
+                                    "message = 'unexpected NUL' AND offset = 5 AND "
+                                    "raw_total = 4000 FROM rejects"), 1);
+}
+
+Test(store_writer, the_position_is_read_back_after_reopen_and_replays_are_skipped,
+     .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer(STORE_DURABILITY_FULL, 0);
+        struct ring_mark m;
+        struct writer_counters c;
+
+        cr_assert_eq(writer_resume_position(w, &m), 0);
+        cr_assert_eq(m.pos, 0u, "an empty store starts at 0");
+        cr_assert_eq(writer_begin(w), 0);
+        put(w, 1, "a", JAN1_2022);
+        put(w, 2, "b", JAN1_2022 + DAY_MS);
+        cr_assert_eq(writer_commit(w, mk(2)), 0);
+        cr_assert_eq(writer_begin(w), 0);
+        put(w, 3, "c", JAN1_2022);
+        cr_assert_eq(writer_commit(w, mk(3)), 0);
+        writer_destroy(w);
+
+        w = open_writer(STORE_DURABILITY_FULL, 0);
+        cr_assert_eq(writer_resume_position(w, &m), 0, "%s", writer_why(w));
+        cr_assert_eq(m.pos, 3 * 64u);
+        cr_assert_eq(m.count, 3u);
+        /* The ring replays from its commit (here 0): every record is skipped once. */
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(put(w, 1, "a", JAN1_2022), WRITER_REPLAYED);
+        cr_assert_eq(put(w, 2, "b", JAN1_2022 + DAY_MS), WRITER_REPLAYED);
+        cr_assert_eq(put(w, 3, "c", JAN1_2022), WRITER_REPLAYED);
+        cr_assert_eq(put(w, 4, "d", JAN1_2022 + DAY_MS), WRITER_STORED);
+        cr_assert_eq(writer_commit(w, mk(4)), 0);
+        writer_counters(w, &c);
+        cr_assert_eq(c.replayed, 3u);
+        cr_assert_eq(c.duplicates, 0u, "a replay is not a client duplicate");
+        cr_assert_eq(writer_resume_position(w, &m), 0);
+        cr_assert_eq(m.pos, 4 * 64u);
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT ring_pos FROM position"), 3 * 64);
+        cr_assert_eq(q64(JAN1_2022 + DAY_MS, "SELECT ring_pos FROM position"), 4 * 64);
+}
+
+Test(store_writer, a_file_closed_mid_batch_commits_early_and_replay_stays_exact,
+     .init = mkdir_tmp, .fini = rm_tmp)
+{
+        /* One open file at most: switching days mid-batch commits the previous day. */
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 1);
+        struct writer_counters c;
+        pid_t pid;
+        int status;
+
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                writer_begin(w);
+                put(w, 1, "a1", JAN1_2022);
+                put(w, 2, "b1", JAN1_2022 + DAY_MS);
+                put(w, 3, "a2", JAN1_2022);
+                put(w, 4, "b2", JAN1_2022 + DAY_MS);
+                /* Dies before writer_commit: day 2's last transaction is lost. */
+                kill(getpid(), SIGKILL);
+        }
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT ring_pos FROM position"), 3 * 64);
+        cr_assert_eq(q64(JAN1_2022 + DAY_MS, "SELECT ring_pos FROM position"), 2 * 64);
+
+        w = open_writer(STORE_DURABILITY_NORMAL, 1);
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(put(w, 1, "a1", JAN1_2022), WRITER_REPLAYED);
+        cr_assert_eq(put(w, 2, "b1", JAN1_2022 + DAY_MS), WRITER_REPLAYED);
+        cr_assert_eq(put(w, 3, "a2", JAN1_2022), WRITER_REPLAYED);
+        cr_assert_eq(put(w, 4, "b2", JAN1_2022 + DAY_MS), WRITER_STORED);
+        cr_assert_eq(writer_commit(w, mk(4)), 0, "%s", writer_why(w));
+        writer_counters(w, &c);
+        cr_assert_eq(c.duplicates, 0u);
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events"), 2);
+        cr_assert_eq(q64(JAN1_2022 + DAY_MS, "SELECT count(*) FROM events"), 2);
+}
+
+#define KILL_BATCH 500u
+#define KILL_BATCHES 6u
+
+/* Batch k (0-based) holds records k*KILL_BATCH+1 .. (k+1)*KILL_BATCH over three days. */
+static void kill_put(struct store_writer *w, uint64_t n)
+{
+        char id[32];
+
+        snprintf(id, sizeof(id), "e%06llu", (unsigned long long)n);
+        cr_assert_geq(put(w, n, id, JAN1_2022 + (int64_t)(n % 3) * DAY_MS + (int64_t)n), 0);
+}
+
+Test(store_writer, sigkill_mid_batch_resumes_at_the_last_commit_with_rows_exactly_once,
+     .init = mkdir_tmp, .fini = rm_tmp)
+{
+        int fds[2];
+        pid_t pid;
+        uint64_t committed = 0;
+        struct store_writer *w;
+        struct ring_mark m;
+        struct writer_counters c;
+        int status;
+
+        cr_assert_eq(pipe(fds), 0);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                uint64_t n = 0;
+
+                close(fds[0]);
+                w = open_writer(STORE_DURABILITY_FULL, 3);
+                for (unsigned k = 0; k < KILL_BATCHES; k++) {
+                        writer_begin(w);
+                        for (unsigned i = 0; i < KILL_BATCH; i++)
+                                kill_put(w, ++n);
+                        if (writer_commit(w, mk(n)) < 0)
+                                _exit(2);
+                }
+                writer_begin(w);
+                for (unsigned i = 0; i < KILL_BATCH / 2; i++)
+                        kill_put(w, ++n);
+                /* Half a batch is in open transactions: tell the parent, then wait to die. */
+                committed = KILL_BATCHES * KILL_BATCH;
+                if (write(fds[1], &committed, sizeof(committed)) != sizeof(committed))
+                        _exit(3);
+                for (;;)
+                        pause();
+        }
+        close(fds[1]);
+        cr_assert_eq(read(fds[0], &committed, sizeof(committed)), (ssize_t)sizeof(committed));
+        close(fds[0]);
+        kill(pid, SIGKILL);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+        for (int d = 0; d < 3; d++)
+                integrity_ok(JAN1_2022 + d * DAY_MS);
+        w = open_writer(STORE_DURABILITY_FULL, 3);
+        cr_assert_eq(writer_resume_position(w, &m), 0, "%s", writer_why(w));
+        cr_assert_eq(m.pos, committed * 64, "resume at the last committed batch");
+        cr_assert_eq(m.count, committed);
+        /* Replay everything from 0 (a ring whose commit lagged), then the rest. */
+        uint64_t total = (KILL_BATCHES + 2) * KILL_BATCH;
+
+        for (uint64_t n = 1; n <= total;) {
+                cr_assert_eq(writer_begin(w), 0);
+                for (unsigned i = 0; i < 700 && n <= total; i++)
+                        kill_put(w, n++);
+                cr_assert_eq(writer_commit(w, mk(n - 1)), 0, "%s", writer_why(w));
+        }
+        writer_counters(w, &c);
+        cr_assert_eq(c.replayed, committed);
+        cr_assert_eq(c.duplicates, 0u);
+        cr_assert_eq(c.events, total - committed);
+        writer_destroy(w);
+        int64_t rows = 0;
+
+        for (int d = 0; d < 3; d++) {
+                int64_t ts = JAN1_2022 + d * DAY_MS;
+
+                integrity_ok(ts);
+                cr_assert_eq(q64(ts, "SELECT count(*) - count(DISTINCT id) FROM events"), 0);
+                rows += q64(ts, "SELECT count(*) FROM events");
+        }
+        cr_assert_eq(rows, (int64_t)total, "every row exactly once");
+}
+
+Test(store_writer, a_kill_at_any_instant_leaves_rows_exactly_once_after_replay,
+     .init = mkdir_tmp, .fini = rm_tmp)
+{
+        const uint64_t total = 30000;
+        int fds[2];
+        pid_t pid;
+        uint64_t done = 0, got;
+        struct store_writer *w;
+        int status, rows = 0;
+
+        cr_assert_eq(pipe(fds), 0);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                uint64_t n = 0;
+
+                close(fds[0]);
+                w = open_writer(STORE_DURABILITY_NORMAL, 3);
+                while (n < total) {
+                        writer_begin(w);
+                        for (unsigned i = 0; i < 1000; i++)
+                                kill_put(w, ++n);
+                        if (writer_commit(w, mk(n)) < 0)
+                                _exit(2);
+                        /* The ring's commit: what the stage would ring_done. */
+                        if (write(fds[1], &n, sizeof(n)) != sizeof(n))
+                                _exit(3);
+                }
+                for (;;)
+                        pause();
+        }
+        close(fds[1]);
+        /* Kill after a few commits, wherever the child is then. */
+        while (done < 5000 && read(fds[0], &got, sizeof(got)) == (ssize_t)sizeof(got))
+                done = got;
+        kill(pid, SIGKILL);
+        while (read(fds[0], &got, sizeof(got)) == (ssize_t)sizeof(got))
+                done = got;
+        close(fds[0]);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_log_info("killed after the ring commit reached %llu of %llu",
+                    (unsigned long long)done, (unsigned long long)total);
+
+        w = open_writer(STORE_DURABILITY_NORMAL, 3);
+        for (uint64_t n = done + 1; n <= total;) {
+                cr_assert_eq(writer_begin(w), 0);
+                for (unsigned i = 0; i < 1000 && n <= total; i++)
+                        kill_put(w, n++);
+                cr_assert_eq(writer_commit(w, mk(n - 1)), 0, "%s", writer_why(w));
+        }
+        writer_destroy(w);
+        for (int d = 0; d < 3; d++) {
+                int64_t ts = JAN1_2022 + d * DAY_MS;
+
+                integrity_ok(ts);
+                cr_assert_eq(q64(ts, "SELECT count(*) - count(DISTINCT id) FROM events"), 0);
+                rows += (int)q64(ts, "SELECT count(*) FROM events");
+        }
+        cr_assert_eq(rows, (int)total);
+}
+
+Test(store_writer, the_writer_checkpoints_after_its_commit_bound, .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer_opts o = {
+                .data_dir = dir, .durability = STORE_DURABILITY_NORMAL, .checkpoint_commits = 2,
+        };
+        struct store_writer *w = NULL;
+        struct writer_counters c;
+        char why[256] = "";
+
+        cr_assert_eq(writer_create(&w, &o, why, sizeof(why)), 0, "%s", why);
+        for (uint64_t n = 1; n <= 5; n++) {
+                char id[16];
+
+                snprintf(id, sizeof(id), "c%llu", (unsigned long long)n);
+                cr_assert_eq(writer_begin(w), 0);
+                put(w, n, id, JAN1_2022);
+                cr_assert_eq(writer_commit(w, mk(n)), 0, "%s", writer_why(w));
+                writer_counters(w, &c);
+                cr_assert_eq(c.checkpoints, n / 2, "after commit %llu", (unsigned long long)n);
+        }
+        cr_assert_eq(c.checkpoint_errors, 0u);
+        /* Readers see every commit while the writer is open (WAL, NORMAL locking). */
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events"), 5);
+        writer_destroy(w);
+}
+
+Test(store_writer, retention_removes_exactly_the_expired_files, .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 3);
+        int64_t now_ns = (JAN1_2022 + 10 * DAY_MS + 3600000) * 1000000;
+        struct partition_info *v = NULL;
+        size_t n = 0;
+        char why[256];
+        char stray[512];
+        FILE *f;
+
+        cr_assert_eq(writer_begin(w), 0);
+        for (int d = 0; d <= 10; d++) {
+                char id[16];
+
+                snprintf(id, sizeof(id), "d%d", d);
+                put(w, (uint64_t)d + 1, id, JAN1_2022 + d * DAY_MS + 1000);
+        }
+        cr_assert_eq(writer_commit(w, mk(11)), 0, "%s", writer_why(w));
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(writer_retention(w, now_ns, 3 * DAY_MS * 1000000), -EBUSY);
+        writer_abort(w);
+        /* A file that is not a partition stays. */
+        snprintf(stray, sizeof(stray), "%s/keep.txt", dir);
+        f = fopen(stray, "w");
+        cr_assert_not_null(f);
+        fclose(f);
+        /* keep 3 days: cutoff = day 7 + 1 h; days 0..6 end at or before it, day 7 does not. */
+        cr_assert_eq(writer_retention(w, now_ns, 3 * DAY_MS * 1000000), 7, "%s", writer_why(w));
+        for (int d = 0; d <= 10; d++)
+                cr_assert_eq(file_exists(JAN1_2022 + d * DAY_MS), d >= 7, "day %d", d);
+        cr_assert_eq(partition_list(dir, &v, &n, why, sizeof(why)), 0);
+        cr_assert_eq(n, 4u);
+        free(v);
+        cr_assert_eq(access(stray, F_OK), 0);
+        cr_assert_eq(writer_retention(w, now_ns, 3 * DAY_MS * 1000000), 0, "nothing more");
+        /* The writer still works, also for a day it had open and removed. */
+        cr_assert_eq(writer_begin(w), 0);
+        put(w, 20, "late", JAN1_2022 + 6 * DAY_MS);
+        put(w, 21, "d10b", JAN1_2022 + 10 * DAY_MS);
+        cr_assert_eq(writer_commit(w, mk(21)), 0, "%s", writer_why(w));
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022 + 6 * DAY_MS, "SELECT count(*) FROM events"), 1);
+        cr_assert_eq(q64(JAN1_2022 + 10 * DAY_MS, "SELECT count(*) FROM events"), 2);
+        unlink(stray);
+}
+
+/* Inserts rows events in batches of 10k into one day; returns rows/s. */
+static double insert_rate(enum store_durability dur, unsigned rows)
+{
+        struct store_writer *w = open_writer(dur, 0);
+        static const char *types[] = { "click", "view", "purchase", "signup" };
+        static const char *srcs[] = { "web_app", "ios", "android", "api", "batch" };
+        int64_t t0 = clock_mono_ns(), t;
+        struct event_view ev;
+        char id[40], data[128];
+
+        for (unsigned n = 1; n <= rows;) {
+                cr_assert_eq(writer_begin(w), 0);
+                for (unsigned i = 0; i < 10000 && n <= rows; i++, n++) {
+                        int64_t ts = JAN1_2022 + n / 10 + (n * 7919u) % 1000;
+
+                        memset(&ev, 0, sizeof(ev));
+                        ev.id_len = (uint32_t)snprintf(id, sizeof(id), "%012llx-7000-8000-%012x",
+                                                       (unsigned long long)ts, n);
+                        ev.data_len = (uint32_t)snprintf(data, sizeof(data),
+                                "{\"user_id\":\"u%u\",\"amount\":%u.5,\"latency_ms\":%u}",
+                                n * 31u % 10000, n % 1000, n % 500);
+                        ev.id = id;
+                        ev.data = data;
+                        ev.type = types[n % 4];
+                        ev.type_len = (uint32_t)strlen(ev.type);
+                        ev.source = srcs[n % 5];
+                        ev.source_len = (uint32_t)strlen(ev.source);
+                        ev.timestamp_ms = ts;
+                        ev.received_ns = ts * 1000000;
+                        ev.seq = n;
+                        cr_assert_eq(writer_put_event(w, mk(n), &ev), WRITER_STORED, "%s",
+                                     writer_why(w));
+                }
+                cr_assert_eq(writer_commit(w, mk(n - 1)), 0, "%s", writer_why(w));
+        }
+        t = clock_mono_ns() - t0;
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events"), rows);
+        return rows / ((double)t / 1e9);
+}
+
+Test(store_writer, insert_rate_at_10k_rows_per_transaction_is_printed, .init = mkdir_tmp,
+     .fini = rm_tmp, .timeout = 120)
+{
+        unsigned rows = 200000;
+        double normal, full;
+        char path[512];
+
+        normal = insert_rate(STORE_DURABILITY_NORMAL, rows);
+        snprintf(path, sizeof(path), "%s/events-20220101.db", dir);
+        unlink(path);
+        full = insert_rate(STORE_DURABILITY_FULL, rows);
+        cr_log_info("writer, events table with 4 indexes, 10k rows/txn, %u rows: "
+                    "durability=normal %.0f rows/s, durability=full %.0f rows/s",
+                    rows, normal, full);
+        cr_assert_gt(normal, 0);
+}
