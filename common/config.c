@@ -21,6 +21,7 @@ enum config_type {
         CONFIG_T_SIZE,          /* integer with optional K/M/G */
         CONFIG_T_ENUM,
         CONFIG_T_BOOL,
+        CONFIG_T_DURATION,      /* "500ms", "5s", "7d": int64_t ns */
 };
 
 struct config_choice {
@@ -44,6 +45,18 @@ static const struct config_choice config_levels[] = {
         { "info", CONFIG_LOG_INFO }, { "debug", CONFIG_LOG_DEBUG }, { NULL, 0 },
 };
 
+static const struct config_choice config_durability[] = {
+        { "full", CONFIG_DURABILITY_FULL }, { "normal", CONFIG_DURABILITY_NORMAL }, { NULL, 0 },
+};
+
+static const struct config_choice config_partition[] = {
+        { "day", CONFIG_PARTITION_DAY }, { "hour", CONFIG_PARTITION_HOUR }, { NULL, 0 },
+};
+
+static const struct config_choice config_vfs[] = {
+        { "uring", CONFIG_VFS_URING }, { "unix", CONFIG_VFS_UNIX }, { NULL, 0 },
+};
+
 static const struct config_choice config_unknown[] = {
         { "reject", CONFIG_UNKNOWN_REJECT }, { "keep", CONFIG_UNKNOWN_KEEP }, { NULL, 0 },
 };
@@ -56,6 +69,9 @@ static const struct config_choice config_unknown[] = {
           NULL, def, help }
 #define ENUM(sec, key, ch, def, help) \
         { sec, #key, CONFIG_T_ENUM, offsetof(struct config, key), sizeof(int), 0, 0, ch, def, help }
+#define DURATION(sec, key, def, help) \
+        { sec, #key, CONFIG_T_DURATION, offsetof(struct config, key), sizeof(int64_t), 0, 0, NULL, \
+          def, help }
 #define BOOL(sec, key, def, help) \
         { sec, #key, CONFIG_T_BOOL, offsetof(struct config, key), sizeof(int), 0, 0, NULL, def, help }
 
@@ -88,6 +104,14 @@ static const struct config_key config_keys[] = {
         SIZE("ingest", ingest_burst, 0, UINT32_MAX, "0", "events a source may send at once above the rate (0: one second's worth)"),
         SIZE("ingest", ingest_read_size, 4096, 16u << 20, "1M", "bytes read from a source at a time"),
         SIZE("ingest", reject_keep, 0, EVENT_MAX_SIZE_LIMIT, "4K", "bytes of a rejected line kept in its reject record"),
+
+        ENUM("store", durability, config_durability, "full",
+             "full | normal: sync the WAL at every commit, or only at checkpoints"),
+        ENUM("store", partition, config_partition, "day", "day | hour: the time span of one database file (UTC)"),
+        DURATION("store", retention, "7d", "delete partitions older than this (0: keep all)"),
+        ENUM("store", vfs, config_vfs, "uring", "uring | unix: how SQLite writes (uring falls back to unix)"),
+        SIZE("store", store_batch, 1, 1000000, "10000", "records per transaction at most"),
+        DURATION("store", store_batch_wait, "20ms", "how long a transaction waits for more records"),
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -194,6 +218,15 @@ static int config_apply(struct config *c, const struct config_key *k, const char
                 if (config_parse_bool(value, field) == 0)
                         return 0;
                 return why_set(why, whylen, -EINVAL, "%s: \"%s\" is not yes or no", k->name, value);
+        case CONFIG_T_DURATION:
+                err = config_parse_duration(value, field);
+                if (err == -ERANGE)
+                        return why_set(why, whylen, err, "%s: %s is too long", k->name, value);
+                if (err < 0)
+                        return why_set(why, whylen, err,
+                                       "%s: \"%s\" is not a duration (digits and ms, s, m, h or d)",
+                                       k->name, value);
+                return 0;
         }
         return why_set(why, whylen, -EINVAL, "%s: unknown type", k->name);
 }
@@ -426,6 +459,24 @@ out:
         return err;
 }
 
+/* ns as the largest unit that divides it exactly, so it reads back the same. */
+static void config_format_duration(int64_t ns, char *buf, size_t len)
+{
+        static const struct { const char *suffix; int64_t ns; } units[] = {
+                { "d", 86400000000000LL }, { "h", 3600000000000LL }, { "m", 60000000000LL },
+                { "s", 1000000000LL }, { "ms", 1000000LL },
+        };
+
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+                if (ns % units[i].ns == 0) {
+                        snprintf(buf, len, "%lld%s", (long long)(ns / units[i].ns), units[i].suffix);
+                        return;
+                }
+        }
+        /* Below a millisecond cannot be written back; round up rather than to 0. */
+        snprintf(buf, len, "%lldms", (long long)(ns / 1000000LL + 1));
+}
+
 /* The value of key k in c, as it would be written in the file. */
 static void config_format(const struct config *c, const struct config_key *k, char *buf, size_t len)
 {
@@ -448,6 +499,9 @@ static void config_format(const struct config *c, const struct config_key *k, ch
                 return;
         case CONFIG_T_BOOL:
                 snprintf(buf, len, "%s", *(const int *)field ? "yes" : "no");
+                return;
+        case CONFIG_T_DURATION:
+                config_format_duration(*(const int64_t *)field, buf, len);
                 return;
         }
 }

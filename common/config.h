@@ -37,6 +37,21 @@ enum config_unknown_fields {
         CONFIG_UNKNOWN_KEEP = 1,
 };
 
+enum config_durability {
+        CONFIG_DURABILITY_FULL = 0,     /* the WAL is synced at every commit */
+        CONFIG_DURABILITY_NORMAL = 1,   /* synced at checkpoints: a power loss can lose commits */
+};
+
+enum config_partition {
+        CONFIG_PARTITION_DAY = 0,
+        CONFIG_PARTITION_HOUR = 1,
+};
+
+enum config_vfs {
+        CONFIG_VFS_URING = 0,           /* io_uring-batched writes; unix when io_uring is unavailable */
+        CONFIG_VFS_UNIX = 1,
+};
+
 enum config_log_level {
         CONFIG_LOG_ERR = 3,
         CONFIG_LOG_WARNING = 4,
@@ -78,6 +93,14 @@ struct config {
         uint64_t ingest_burst;          /* token bucket depth, 0 = one second of ingest_rate */
         uint64_t ingest_read_size;      /* bytes per read from a source */
         uint64_t reject_keep;           /* raw bytes of a rejected line kept */
+
+        /* [store] */
+        int durability;                 /* enum config_durability */
+        int partition;                  /* enum config_partition */
+        int64_t retention;              /* ns; partitions older than this are deleted; 0 = keep all */
+        int vfs;                        /* enum config_vfs */
+        uint64_t store_batch;           /* records per transaction at most */
+        int64_t store_batch_wait;       /* ns a batch may wait for more records */
 
         /* Named sections ([window x], [filter y]) in file order. */
         struct config_named *named;

@@ -312,3 +312,35 @@ Test(config, a_list_may_start_on_the_continuation_line)
         cr_assert_str_eq(c.named[0].value, "count, sum(data.a)");
         config_fini(&c);
 }
+
+Test(config, store_settings_take_durations_and_choices_and_write_back_the_same)
+{
+        struct config c, d;
+        char path[64], why[WHY_MAX];
+        FILE *f;
+        int fd;
+
+        config_init(&c);
+        cr_assert_eq(c.durability, CONFIG_DURABILITY_FULL);
+        cr_assert_eq(c.retention, 7LL * 86400 * 1000000000LL);
+        cr_assert_eq(c.store_batch_wait, 20000000LL);
+        cr_assert_eq(config_set(&c, "retention", "36h", why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(config_set(&c, "durability", "normal", why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(config_set(&c, "store-batch-wait", "5", why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(config_set(&c, "retention", "a week", why, sizeof(why)), -EINVAL);
+        cr_assert(strstr(why, "not a duration") != NULL, "why: %s", why);
+        snprintf(path, sizeof(path), "/tmp/ringflow-test-config-XXXXXX");
+        fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        f = fdopen(fd, "w");
+        config_write(&c, f);
+        fclose(f);
+        config_init(&d);
+        cr_assert_eq(config_load_file(&d, path, why, sizeof(why)), 0, "%s", why);
+        unlink(path);
+        cr_assert_eq(d.retention, 36LL * 3600 * 1000000000LL);
+        cr_assert_eq(d.store_batch_wait, 5000000000LL);
+        cr_assert_eq(d.durability, CONFIG_DURABILITY_NORMAL);
+        config_fini(&c);
+        config_fini(&d);
+}
