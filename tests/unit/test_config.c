@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,19 +138,30 @@ Test(config, durations_take_units)
         cr_assert_eq(config_parse_duration("99999999999999d", &ns), -ERANGE);
 }
 
-/* config_from_args exits on errors, so each case runs in a child. */
-static int run_args(int argc, char **argv, struct config *out)
+/*
+ * config_from_args exits on errors, so each case runs in a child: its exit
+ * status, or 42 when it parsed and max_depth came out as 7. Arguments follow
+ * "test", NULL-terminated.
+ */
+static int run_args(const char *arg, ...)
 {
         struct config_cli cli = { .progname = "test", .summary = "a test" };
+        char *argv[16];
+        int argc = 0, status;
+        va_list ap;
         pid_t pid;
-        int status;
 
+        argv[argc++] = strdup("test");
+        va_start(ap, arg);
+        for (; arg != NULL && argc < 15; arg = va_arg(ap, const char *))
+                argv[argc++] = strdup(arg);
+        va_end(ap);
+        argv[argc] = NULL;
         fflush(NULL);
         pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
                 struct config c;
-
                 int null = open("/dev/null", O_WRONLY);
 
                 dup2(null, 1);
@@ -157,8 +169,9 @@ static int run_args(int argc, char **argv, struct config *out)
                 config_from_args(&c, argc, argv, &cli);
                 _exit(c.max_depth == 7 ? 42 : 0);
         }
+        for (int i = 0; i < argc; i++)
+                free(argv[i]);
         cr_assert_eq(waitpid(pid, &status, 0), pid);
-        (void)out;
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -168,70 +181,45 @@ Test(config, flags_override_the_file_and_errors_exit_100)
 
         write_file("[events]\nmax_depth = 5\n", path, sizeof(path));
         snprintf(arg, sizeof(arg), "--config=%s", path);
-        {
-                char a0[] = "test", a2[] = "--max-depth", a3[] = "7";
-                char *argv[] = { a0, arg, a2, a3, NULL };
+        cr_assert_eq(run_args(arg, "--max-depth", "7", NULL), 42, "the flag wins over the file");
+        cr_assert_eq(run_args("--max-depth", "7", "--config", path, NULL), 42,
+                     "wherever --config appears");
+        cr_assert_eq(run_args("--max-depth", "zero", NULL), 100);
+        cr_assert_eq(run_args("--no-such-flag", NULL), 100);
+        cr_assert_eq(run_args("--config", "/nonexistent.conf", NULL), 100);
+        cr_assert_eq(run_args("--instance", "../etc", NULL), 100);
+        cr_assert_eq(run_args("--help", NULL), 0);
+        unlink(path);
+}
 
-                cr_assert_eq(run_args(4, argv, NULL), 42, "the flag wins over the file");
-        }
-        {
-                char a0[] = "test", a1[] = "--max-depth", a2[] = "7", a3[] = "--config";
-                char *argv[] = { a0, a1, a2, a3, path, NULL };
+/* Writes c as a settings file and reads it back into d (initialised here). */
+static void write_and_reread(const struct config *c, struct config *d)
+{
+        char path[64], why[WHY_MAX];
+        FILE *f;
+        int fd;
 
-                cr_assert_eq(run_args(5, argv, NULL), 42, "wherever --config appears");
-        }
-        {
-                char a0[] = "test", a1[] = "--max-depth", a2[] = "zero";
-                char *argv[] = { a0, a1, a2, NULL };
-
-                cr_assert_eq(run_args(3, argv, NULL), 100);
-        }
-        {
-                char a0[] = "test", a1[] = "--no-such-flag";
-                char *argv[] = { a0, a1, NULL };
-
-                cr_assert_eq(run_args(2, argv, NULL), 100);
-        }
-        {
-                char a0[] = "test", a1[] = "--config", a2[] = "/nonexistent.conf";
-                char *argv[] = { a0, a1, a2, NULL };
-
-                cr_assert_eq(run_args(3, argv, NULL), 100);
-        }
-        {
-                char a0[] = "test", a1[] = "--instance", a2[] = "../etc";
-                char *argv[] = { a0, a1, a2, NULL };
-
-                cr_assert_eq(run_args(3, argv, NULL), 100);
-        }
-        {
-                char a0[] = "test", a1[] = "--help";
-                char *argv[] = { a0, a1, NULL };
-
-                cr_assert_eq(run_args(2, argv, NULL), 0);
-        }
+        snprintf(path, sizeof(path), "/tmp/ringflow-test-config-XXXXXX");
+        fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        f = fdopen(fd, "w");
+        cr_assert_not_null(f);
+        config_write(c, f);
+        fclose(f);
+        config_init(d);
+        cr_assert_eq(config_load_file(d, path, why, sizeof(why)), 0, "%s", why);
         unlink(path);
 }
 
 Test(config, written_settings_read_back_the_same)
 {
         struct config c, d;
-        char path[64], why[WHY_MAX];
-        FILE *f;
-        int fd;
+        char why[WHY_MAX];
 
         config_init(&c);
         cr_assert_eq(config_set(&c, "ingest_socket", "/run/ringflow/ingest.sock", why, sizeof(why)), 0);
         cr_assert_eq(config_set(&c, "unknown_fields", "keep", why, sizeof(why)), 0);
-        snprintf(path, sizeof(path), "/tmp/ringflow-test-config-XXXXXX");
-        fd = mkstemp(path);
-        cr_assert_geq(fd, 0);
-        f = fdopen(fd, "w");
-        config_write(&c, f);
-        fclose(f);
-        config_init(&d);
-        cr_assert_eq(config_load_file(&d, path, why, sizeof(why)), 0, "%s", why);
-        unlink(path);
+        write_and_reread(&c, &d);
         cr_assert_str_eq(d.ingest_socket, c.ingest_socket);
         cr_assert_eq(d.unknown_fields, CONFIG_UNKNOWN_KEEP);
         cr_assert_eq(d.ring_capacity, c.ring_capacity);
@@ -316,9 +304,7 @@ Test(config, a_list_may_start_on_the_continuation_line)
 Test(config, store_settings_take_durations_and_choices_and_write_back_the_same)
 {
         struct config c, d;
-        char path[64], why[WHY_MAX];
-        FILE *f;
-        int fd;
+        char why[WHY_MAX];
 
         config_init(&c);
         cr_assert_eq(c.durability, CONFIG_DURABILITY_FULL);
@@ -329,15 +315,7 @@ Test(config, store_settings_take_durations_and_choices_and_write_back_the_same)
         cr_assert_eq(config_set(&c, "store-batch-wait", "5", why, sizeof(why)), 0, "%s", why);
         cr_assert_eq(config_set(&c, "retention", "a week", why, sizeof(why)), -EINVAL);
         cr_assert(strstr(why, "not a duration") != NULL, "why: %s", why);
-        snprintf(path, sizeof(path), "/tmp/ringflow-test-config-XXXXXX");
-        fd = mkstemp(path);
-        cr_assert_geq(fd, 0);
-        f = fdopen(fd, "w");
-        config_write(&c, f);
-        fclose(f);
-        config_init(&d);
-        cr_assert_eq(config_load_file(&d, path, why, sizeof(why)), 0, "%s", why);
-        unlink(path);
+        write_and_reread(&c, &d);
         cr_assert_eq(d.retention, 36LL * 3600 * 1000000000LL);
         cr_assert_eq(d.store_batch_wait, 5000000000LL);
         cr_assert_eq(d.durability, CONFIG_DURABILITY_NORMAL);
