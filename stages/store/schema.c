@@ -14,6 +14,13 @@
  * Pragmas of the single writer connection, set at every open (most do not
  * persist in the file):
  *
+ * page_size=16384      set before the file has any content (later it is a
+ *                      no-op). Fewer, larger pages mean fewer b-tree splits
+ *                      and WAL frames per row: 300k rows of 10k-row
+ *                      transactions, synchronous=NORMAL, measured on the
+ *                      2-core VM: table alone 327k rows/s at 4 KiB pages,
+ *                      584k at 16 KiB, 476k at 32 KiB, 384k at 64 KiB; with
+ *                      the four indexes below 103k -> 176k rows/s.
  * journal_mode=WAL     readers (the api) never block the writer and see only
  *                      committed transactions; persistent in the file.
  * synchronous          FULL syncs the WAL at every commit, so a commit the
@@ -253,7 +260,10 @@ int schema_apply(sqlite3 *db, const struct schema_opts *o, char *why, size_t why
         int rc;
         int cache = o->cache_kib > 0 ? o->cache_kib : CACHE_KIB_DEFAULT;
 
-        /* WAL first: it cannot change inside a transaction. */
+        /* The page size before WAL: a WAL database cannot change it any more. */
+        if ((rc = exec(db, "PRAGMA page_size=16384", why, whylen)) < 0)
+                return rc;
+        /* WAL next: it cannot change inside a transaction. */
         if ((rc = pragma_expect(db, "PRAGMA journal_mode=WAL", "wal", why, whylen)) < 0)
                 return rc;
         if ((rc = exec(db, o->durability == STORE_DURABILITY_NORMAL ? "PRAGMA synchronous=NORMAL"

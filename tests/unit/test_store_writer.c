@@ -202,6 +202,10 @@ Test(store_writer, rows_go_to_the_partition_of_their_timestamp, .init = mkdir_tm
                 cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
                 cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
                 sqlite3_finalize(s);
+                sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &s, NULL);
+                cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+                cr_assert_eq(sqlite3_column_int(s, 0), 16384, "16 KiB pages (schema.c says why)");
+                sqlite3_finalize(s);
                 sqlite3_close(db);
         }
 }
