@@ -19,6 +19,9 @@
 #include "why.h"
 #include "writer.h"
 
+/* How long the writer waits for a reader's lock before an error (ms). */
+#define WRITER_BUSY_MS 5000
+
 /* Statements prepared once per open file and reused for every row. */
 static const char sql_event[] =
         "INSERT INTO events(id, ts, received, seq, type, source, data)"
@@ -219,6 +222,12 @@ static int part_open(struct store_writer *w, struct part *p, int64_t start_ms)
                 goto err;
         }
         sqlite3_extended_result_codes(p->db, 1);
+        /*
+         * The api's read-only connections can hold a shared lock for a
+         * moment, above all on a new file the writer is switching to WAL;
+         * wait for them rather than fail the batch (and exit) at once.
+         */
+        sqlite3_busy_timeout(p->db, WRITER_BUSY_MS);
         if ((rc = schema_apply(p->db, &so, why, sizeof(why))) < 0) {
                 fail(w, rc, "store: %s", why);
                 goto err;
@@ -539,6 +548,7 @@ static int file_position(struct store_writer *w, const char *name, struct ring_m
         /* Read-write without CREATE: a WAL left by a crash needs recovery, which writes the -shm. */
         rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, w->vfs);
         if (rc == SQLITE_OK) {
+                sqlite3_busy_timeout(db, WRITER_BUSY_MS);
                 rc = read_position(db, m);
                 /* A file created but never given its schema has no position yet. */
                 if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(db), "no such table") != NULL) {

@@ -1,0 +1,856 @@
+/* SPDX-License-Identifier: MIT */
+/* query.c: read-only queries over the store's partition files (see query.h). */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "clock.h"
+#include "partition.h"
+#include "query.h"
+#include "schema.h"
+#include "why.h"
+
+/*
+ * Keyset pagination over (ts, rowid). The index range is on ts alone
+ * (`ts <= hi`), and the tie on the cursor's own millisecond is filtered by
+ * rowid, so a page never rescans more than the rows sharing one ms with the
+ * cursor. Row values `(ts, rowid) < (?, ?)` would say the same, but SQLite
+ * 3.40 does not use them as an index range here. Each filter combination has
+ * its own statement so the planner picks events_type_ts or events_src_ts
+ * (`?4 IS NULL OR type = ?4` would defeat every index).
+ */
+#define EV_SELECT "SELECT rowid, id, ts, received, seq, type, source, data FROM events WHERE "
+#define EV_DESC "ts >= ?1 AND ts <= ?2 AND (ts < ?2 OR rowid < ?3)"
+#define EV_ASC "ts >= ?1 AND ts < ?2 AND (ts > ?1 OR rowid > ?3)"
+#define EV_TYPE " AND type = ?4"
+#define EV_SOURCE " AND source = ?5"
+#define EV_ORDER_DESC " ORDER BY ts DESC, rowid DESC LIMIT ?6"
+#define EV_ORDER_ASC " ORDER BY ts, rowid LIMIT ?6"
+
+/* Statement slots: events by direction and filter bits (1 type, 2 source), then the rest. */
+enum {
+        ST_EV_DESC = 0,                 /* + filter bits: 0..3 */
+        ST_EV_ASC = 4,                  /* + filter bits: 4..7 */
+        ST_BY_ID = 8,
+        ST_WIN_KEY,
+        ST_WIN_ANY,
+        ST_REJ_DESC,
+        ST_REJ_ASC,
+        ST_COUNT
+};
+
+#define F_TYPE 1
+#define F_SOURCE 2
+
+static const char *const sql_text[ST_COUNT] = {
+        [ST_EV_DESC + 0] = EV_SELECT EV_DESC EV_ORDER_DESC,
+        [ST_EV_DESC + F_TYPE] = EV_SELECT EV_DESC EV_TYPE EV_ORDER_DESC,
+        [ST_EV_DESC + F_SOURCE] = EV_SELECT EV_DESC EV_SOURCE EV_ORDER_DESC,
+        [ST_EV_DESC + F_TYPE + F_SOURCE] = EV_SELECT EV_DESC EV_TYPE EV_SOURCE EV_ORDER_DESC,
+        [ST_EV_ASC + 0] = EV_SELECT EV_ASC EV_ORDER_ASC,
+        [ST_EV_ASC + F_TYPE] = EV_SELECT EV_ASC EV_TYPE EV_ORDER_ASC,
+        [ST_EV_ASC + F_SOURCE] = EV_SELECT EV_ASC EV_SOURCE EV_ORDER_ASC,
+        [ST_EV_ASC + F_TYPE + F_SOURCE] = EV_SELECT EV_ASC EV_TYPE EV_SOURCE EV_ORDER_ASC,
+        [ST_BY_ID] = EV_SELECT "id = ?1",
+        /* With a key the primary key (name, key, start) gives the order; without
+         * one it narrows to the name and the day's windows of it are sorted. */
+        [ST_WIN_KEY] = "SELECT name, key, start, \"end\", count, aggregates, updated FROM windows"
+                       " WHERE name = ?1 AND key = ?2 AND start >= ?3 AND start < ?4"
+                       " ORDER BY start DESC LIMIT ?5",
+        [ST_WIN_ANY] = "SELECT name, key, start, \"end\", count, aggregates, updated FROM windows"
+                       " WHERE name = ?1 AND start >= ?3 AND start < ?4"
+                       " ORDER BY start DESC, key LIMIT ?5",
+        /* seq is the rowid: the walk is by seq, the receive time a filter (no index on it). */
+        [ST_REJ_DESC] = "SELECT seq, received, source, reason, message, offset, raw, raw_total"
+                        " FROM rejects WHERE seq < ?1 AND received >= ?2 AND received < ?3"
+                        " ORDER BY seq DESC LIMIT ?4",
+        [ST_REJ_ASC] = "SELECT seq, received, source, reason, message, offset, raw, raw_total"
+                       " FROM rejects WHERE seq > ?1 AND received >= ?2 AND received < ?3"
+                       " ORDER BY seq LIMIT ?4",
+};
+
+/* One listed partition file, and its connection when open. */
+struct qpart {
+        struct partition_info pi;
+        sqlite3 *db;                    /* NULL: not open */
+        sqlite3_stmt *st[ST_COUNT];     /* prepared on first use */
+        dev_t dev;                      /* the file the connection has open */
+        ino_t ino;
+        uint64_t used;                  /* LRU clock */
+};
+
+struct query {
+        char *dir;
+        unsigned max_open, open;
+        int64_t relist_ns;
+        int busy_ms;
+        struct qpart *parts;            /* sorted by (start, end), as partition_list */
+        size_t n;
+        int listed;
+        int64_t listed_at;              /* monotonic ns */
+        uint64_t clock;
+};
+
+/* A parsed cursor: the last row's key and the partition it came from. */
+struct cursor {
+        int64_t ts, rowid;              /* rejects: rowid holds seq, ts is unused */
+        int64_t pstart, pend;
+};
+
+const char *query_sql(unsigned i)
+{
+        return i < ST_COUNT ? sql_text[i] : NULL;
+}
+
+static void part_close(struct query *q, struct qpart *p)
+{
+        if (p->db == NULL)
+                return;
+        for (int i = 0; i < ST_COUNT; i++) {
+                sqlite3_finalize(p->st[i]);
+                p->st[i] = NULL;
+        }
+        /* NO_CKPT_ON_CLOSE is set: closing never checkpoints or removes the WAL. */
+        sqlite3_close(p->db);
+        p->db = NULL;
+        q->open--;
+}
+
+int query_create(struct query **qp, const struct query_opts *o, char *why, size_t whylen)
+{
+        struct query *q;
+
+        *qp = NULL;
+        if (o == NULL || o->data_dir == NULL || o->data_dir[0] == '\0')
+                return why_set(why, whylen, -EINVAL, "query: no data directory given");
+        q = calloc(1, sizeof(*q));
+        if (q == NULL || (q->dir = strdup(o->data_dir)) == NULL) {
+                free(q);
+                return why_set(why, whylen, -ENOMEM, "query: out of memory");
+        }
+        q->max_open = o->max_open ? o->max_open : QUERY_MAX_OPEN_DEFAULT;
+        q->relist_ns = o->relist_ms < 0 ? 0
+                       : (int64_t)(o->relist_ms ? o->relist_ms : QUERY_RELIST_MS_DEFAULT) * 1000000;
+        q->busy_ms = o->busy_ms > 0 ? o->busy_ms : 250;
+        *qp = q;
+        return 0;
+}
+
+void query_destroy(struct query *q)
+{
+        if (q == NULL)
+                return;
+        for (size_t i = 0; i < q->n; i++)
+                part_close(q, &q->parts[i]);
+        free(q->parts);
+        free(q->dir);
+        free(q);
+}
+
+/* 1 when some time in [from, to) is held by no listed partition. */
+static int uncovered(const struct query *q, int64_t from, int64_t to)
+{
+        int64_t t = from;
+
+        for (size_t i = 0; i < q->n; i++) {
+                const struct partition_info *pi = &q->parts[i].pi;
+
+                if (pi->end_ms <= t)
+                        continue;
+                if (pi->start_ms > t)
+                        return 1;
+                t = pi->end_ms;
+                if (t >= to)
+                        return 0;
+        }
+        return t < to;
+}
+
+/*
+ * Re-lists the directory when [from, to) is not covered and the last
+ * listing is old enough. Open connections of files still listed are kept;
+ * those of files gone are closed.
+ */
+static int refresh(struct query *q, int64_t from, int64_t to, char *why, size_t whylen)
+{
+        struct partition_info *v = NULL;
+        struct qpart *np;
+        size_t n = 0;
+        int64_t now = clock_mono_ns();
+        int rc;
+
+        if (q->listed && (!uncovered(q, from, to) || now - q->listed_at < q->relist_ns))
+                return 0;
+        rc = partition_list(q->dir, &v, &n, why, whylen);
+        if (rc < 0)
+                return rc;
+        np = calloc(n ? n : 1, sizeof(*np));
+        if (np == NULL) {
+                free(v);
+                return why_set(why, whylen, -ENOMEM, "query: listing %s: out of memory", q->dir);
+        }
+        for (size_t i = 0; i < n; i++) {
+                np[i].pi = v[i];
+                for (size_t j = 0; j < q->n; j++) {
+                        struct qpart *old = &q->parts[j];
+
+                        if (old->db != NULL && strcmp(old->pi.name, v[i].name) == 0) {
+                                np[i] = *old;
+                                memset(old, 0, sizeof(*old));
+                                break;
+                        }
+                }
+        }
+        for (size_t j = 0; j < q->n; j++)
+                part_close(q, &q->parts[j]);
+        free(q->parts);
+        free(v);
+        q->parts = np;
+        q->n = n;
+        q->listed = 1;
+        q->listed_at = now;
+        return 0;
+}
+
+static int fail_sql(struct query *q, struct qpart *p, sqlite3 *db, int rc, const char *what,
+                    char *why, size_t whylen)
+{
+        return why_set(why, whylen, schema_errno(rc) ? schema_errno(rc) : -EIO,
+                       "query: %s/%s: %s: %s", q->dir, p->pi.name, what,
+                       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+/* Answers the first column of sql as an integer; SQLITE_ROW/DONE or an error code. */
+static int one_int(sqlite3 *db, const char *sql, int64_t *v)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return rc;
+}
+
+/* Opens p read-only and checks that it is a partition of a schema we know. 1: skip it. */
+static int part_open(struct query *q, struct qpart *p, const char *path, char *why, size_t whylen)
+{
+        sqlite3 *db = NULL;
+        int64_t tables = 0, version = 0;
+        int rc;
+
+        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL);
+        if (rc != SQLITE_OK) {
+                rc = fail_sql(q, p, db, rc, "open read-only", why, whylen);
+                goto err;
+        }
+        /*
+         * Never checkpoint: a read-only connection cannot anyway, but when it is
+         * the last one to close SQLite would try, and DESIGN.md keeps every
+         * checkpoint in the writer. query_only refuses any write statement.
+         */
+        sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+        sqlite3_busy_timeout(db, q->busy_ms);
+        if ((rc = sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL)) != SQLITE_OK) {
+                rc = fail_sql(q, p, db, rc, "PRAGMA query_only", why, whylen);
+                goto err;
+        }
+        rc = one_int(db, "SELECT count(*) FROM sqlite_master", &tables);
+        if (rc != SQLITE_ROW) {
+                rc = fail_sql(q, p, db, rc, "reading the schema", why, whylen);
+                goto err;
+        }
+        if (tables == 0) {
+                /* The writer created the file and has not committed its schema yet. */
+                sqlite3_close(db);
+                return 1;
+        }
+        rc = one_int(db, "SELECT value FROM meta WHERE key = 'schema_version'", &version);
+        if (rc != SQLITE_ROW) {
+                rc = rc == SQLITE_DONE || rc == SQLITE_ERROR
+                     ? why_set(why, whylen, -EPROTO, "query: %s: not a store partition (%s)",
+                               path, sqlite3_errmsg(db))
+                     : fail_sql(q, p, db, rc, "reading meta", why, whylen);
+                goto err;
+        }
+        if (version > SCHEMA_VERSION) {
+                rc = why_set(why, whylen, -EPROTO, "query: %s: schema version %lld is newer than ours (%d)",
+                             path, (long long)version, SCHEMA_VERSION);
+                goto err;
+        }
+        p->db = db;
+        q->open++;
+        return 0;
+err:
+        sqlite3_close(db);
+        return rc;
+}
+
+/*
+ * Makes p usable: stat'ed (gone or still empty: 1, skip it), reopened when the
+ * name now holds another file, opened when closed (closing the least
+ * recently used first). Returns 0, 1 or -errno.
+ */
+static int part_use(struct query *q, struct qpart *p, char *why, size_t whylen)
+{
+        char path[PATH_MAX];
+        struct stat sb;
+        int n = snprintf(path, sizeof(path), "%s/%s", q->dir, p->pi.name);
+        int rc;
+
+        if (n < 0 || (size_t)n >= sizeof(path))
+                return why_set(why, whylen, -ENAMETOOLONG, "query: %s/%s: path too long", q->dir,
+                               p->pi.name);
+        if (stat(path, &sb) < 0) {
+                if (errno == ENOENT) {
+                        /* Removed by retention: its rows are gone, drop the connection. */
+                        part_close(q, p);
+                        return 1;
+                }
+                return why_set(why, whylen, -errno, "query: stat %s: %s", path, strerror(errno));
+        }
+        if (p->db != NULL && (sb.st_dev != p->dev || sb.st_ino != p->ino))
+                part_close(q, p);
+        if (sb.st_size == 0) {
+                part_close(q, p);
+                return 1;
+        }
+        if (p->db == NULL) {
+                if (q->open >= q->max_open) {
+                        struct qpart *lru = NULL;
+
+                        for (size_t i = 0; i < q->n; i++)
+                                if (q->parts[i].db != NULL &&
+                                    (lru == NULL || q->parts[i].used < lru->used))
+                                        lru = &q->parts[i];
+                        if (lru != NULL)
+                                part_close(q, lru);
+                }
+                rc = part_open(q, p, path, why, whylen);
+                if (rc == -ENOENT)
+                        return 1;
+                if (rc != 0)
+                        return rc;
+                p->dev = sb.st_dev;
+                p->ino = sb.st_ino;
+        }
+        p->used = ++q->clock;
+        return 0;
+}
+
+static int stmt(struct query *q, struct qpart *p, int i, sqlite3_stmt **out, char *why, size_t whylen)
+{
+        int rc;
+
+        if (p->st[i] == NULL) {
+                rc = sqlite3_prepare_v3(p->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                        &p->st[i], NULL);
+                if (rc != SQLITE_OK)
+                        return fail_sql(q, p, p->db, rc, "preparing a query", why, whylen);
+        }
+        *out = p->st[i];
+        return 0;
+}
+
+/* ---- cursors ---- */
+
+/* Copies s into out for a message: at most 40 characters, non-printable ones as '?'. */
+static const char *shown(const char *s, char *out, size_t len)
+{
+        size_t i;
+
+        for (i = 0; s[i] != '\0' && i + 1 < len && i < 40; i++)
+                out[i] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i] : '?';
+        out[i] = '\0';
+        if (s[i] != '\0' && i >= 3)
+                memcpy(out + i - 3, "...", 3);
+        return out;
+}
+
+/* Reads a decimal int64 (optional '-') at *s, then expects sep. 0 or -1. */
+static int read_i64(const char **s, char sep, int64_t *v)
+{
+        const char *p = *s;
+        int neg = *p == '-';
+        uint64_t acc = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+        int digits = 0;
+
+        p += neg;
+        for (; *p >= '0' && *p <= '9'; p++, digits++) {
+                unsigned d = (unsigned)(*p - '0');
+
+                if (acc > (lim - d) / 10)
+                        return -1;
+                acc = acc * 10 + d;
+        }
+        if (digits == 0 || (digits > 1 && p[-digits] == '0') || *p != sep)
+                return -1;
+        *v = neg ? (acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc) : (int64_t)acc;
+        *s = p + (sep != '\0');
+        return 0;
+}
+
+/*
+ * Cursor text: kind ('e' events, 'r' rejects), version '1', order ('d' or
+ * 'a'), then '.'-separated decimals: events ts.rowid.pstart.pend, rejects
+ * seq.pstart.pend. Only URL-safe characters, so the api can pass it as is.
+ */
+static int cursor_parse(const char *s, char kind, int desc, struct cursor *c, char *why,
+                        size_t whylen)
+{
+        char sh[48];
+        const char *p = s;
+        int order;
+
+        if (strnlen(s, QUERY_CURSOR_MAX) >= QUERY_CURSOR_MAX)
+                return why_set(why, whylen, -EINVAL, "cursor \"%s\" is malformed: too long",
+                               shown(s, sh, sizeof(sh)));
+        if (p[0] != kind || p[1] != '1' || (p[2] != 'd' && p[2] != 'a') || p[3] != '.')
+                return why_set(why, whylen, -EINVAL, "cursor \"%s\" is malformed: not a%s cursor",
+                               shown(s, sh, sizeof(sh)),
+                               kind == 'e' ? "n events" : " rejects");
+        order = p[2] == 'd';
+        p += 4;
+        memset(c, 0, sizeof(*c));
+        if ((kind == 'e' && read_i64(&p, '.', &c->ts) < 0) || read_i64(&p, '.', &c->rowid) < 0 ||
+            read_i64(&p, '.', &c->pstart) < 0 || read_i64(&p, '\0', &c->pend) < 0 ||
+            c->pstart >= c->pend)
+                return why_set(why, whylen, -EINVAL, "cursor \"%s\" is malformed: bad fields",
+                               shown(s, sh, sizeof(sh)));
+        if (order != desc)
+                return why_set(why, whylen, -EINVAL,
+                               "cursor \"%s\" was made for the %s order, not the %s",
+                               shown(s, sh, sizeof(sh)), order ? "newest-first" : "oldest-first",
+                               desc ? "newest-first" : "oldest-first");
+        return 0;
+}
+
+static void cursor_write(char *out, char kind, int desc, const struct cursor *c)
+{
+        if (kind == 'e')
+                snprintf(out, QUERY_CURSOR_MAX, "e1%c.%lld.%lld.%lld.%lld", desc ? 'd' : 'a',
+                         (long long)c->ts, (long long)c->rowid, (long long)c->pstart,
+                         (long long)c->pend);
+        else
+                snprintf(out, QUERY_CURSOR_MAX, "r1%c.%lld.%lld.%lld", desc ? 'd' : 'a',
+                         (long long)c->rowid, (long long)c->pstart, (long long)c->pend);
+}
+
+/* Where p stands against the cursor's partition in (start, end) order. */
+static int part_cmp(const struct qpart *p, const struct cursor *c)
+{
+        if (p->pi.start_ms != c->pstart)
+                return p->pi.start_ms < c->pstart ? -1 : 1;
+        if (p->pi.end_ms != c->pend)
+                return p->pi.end_ms < c->pend ? -1 : 1;
+        return 0;
+}
+
+static unsigned cap_limit(unsigned limit)
+{
+        if (limit == 0)
+                return QUERY_LIMIT_DEFAULT;
+        return limit > QUERY_LIMIT_MAX ? QUERY_LIMIT_MAX : limit;
+}
+
+static int check_range(int64_t from, int64_t to, char *why, size_t whylen)
+{
+        if (from > to)
+                return why_set(why, whylen, -EINVAL, "query: from (%lld) is after to (%lld)",
+                               (long long)from, (long long)to);
+        return 0;
+}
+
+static void event_row(sqlite3_stmt *st, struct query_event *ev)
+{
+        ev->id = (const char *)sqlite3_column_text(st, 1);
+        ev->id_len = (size_t)sqlite3_column_bytes(st, 1);
+        ev->ts_ms = sqlite3_column_int64(st, 2);
+        ev->received_ns = sqlite3_column_int64(st, 3);
+        ev->seq = (uint64_t)sqlite3_column_int64(st, 4);
+        ev->type = (const char *)sqlite3_column_text(st, 5);
+        ev->type_len = (size_t)sqlite3_column_bytes(st, 5);
+        ev->source = (const char *)sqlite3_column_text(st, 6);
+        ev->source_len = (size_t)sqlite3_column_bytes(st, 6);
+        ev->data = (const char *)sqlite3_column_text(st, 7);
+        ev->data_len = (size_t)sqlite3_column_bytes(st, 7);
+        /* The columns are NOT NULL, but a NULL pointer means out of memory. */
+        if (ev->id == NULL || ev->type == NULL || ev->source == NULL || ev->data == NULL)
+                ev->id = NULL;
+}
+
+/* A page being filled: rows handed out so far, and whether one more exists. */
+struct walk {
+        unsigned limit, rows;
+        int more;
+};
+
+/*
+ * Binds the events statement of p for the request and the cursor (c NULL
+ * unless the cursor is in p). Returns 0, 1 when p has nothing in range, -errno.
+ */
+static int bind_events(struct query *q, struct qpart *p, const struct query_events_req *r,
+                       const struct cursor *c, unsigned want, sqlite3_stmt **out, char *why,
+                       size_t whylen)
+{
+        int desc = !r->oldest_first;
+        int f = (r->type ? F_TYPE : 0) | (r->source ? F_SOURCE : 0);
+        int64_t lo = r->from_ms, hi, tie;
+        sqlite3_stmt *st;
+        int rc;
+
+        if (desc) {
+                hi = r->to_ms - 1;      /* inclusive; from < to here */
+                tie = INT64_MAX;
+                if (c != NULL && c->ts <= hi) {
+                        hi = c->ts;
+                        tie = c->rowid;
+                }
+                if (hi < lo)
+                        return 1;
+        } else {
+                hi = r->to_ms;          /* exclusive */
+                tie = 0;
+                if (c != NULL && c->ts >= lo) {
+                        lo = c->ts;
+                        tie = c->rowid;
+                }
+                if (lo >= hi)
+                        return 1;
+        }
+        if ((rc = stmt(q, p, (desc ? ST_EV_DESC : ST_EV_ASC) + f, &st, why, whylen)) < 0)
+                return rc;
+        rc = sqlite3_bind_int64(st, 1, lo);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(st, 2, hi);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(st, 3, tie);
+        if (rc == SQLITE_OK && r->type)
+                rc = sqlite3_bind_text(st, 4, r->type, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK && r->source)
+                rc = sqlite3_bind_text(st, 5, r->source, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(st, 6, want);
+        if (rc != SQLITE_OK)
+                return fail_sql(q, p, p->db, rc, "binding a query", why, whylen);
+        *out = st;
+        return 0;
+}
+
+/* Ends the use of st: reset (ending its read transaction) and bindings cleared. */
+static void done(sqlite3_stmt *st)
+{
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+}
+
+int query_events(struct query *q, const struct query_events_req *r, query_event_fn fn, void *arg,
+                 struct query_page *pg, char *why, size_t whylen)
+{
+        struct cursor cur, last = { 0, 0, 0, 0 };
+        int have_cur = r->cursor != NULL && r->cursor[0] != '\0';
+        int desc = !r->oldest_first;
+        struct walk w = { cap_limit(r->limit), 0, 0 };
+        int rc;
+
+        /* Parsed before pg is cleared: r->cursor may be the previous page's pg->next. */
+        if (have_cur && (rc = cursor_parse(r->cursor, 'e', desc, &cur, why, whylen)) < 0)
+                return rc;
+        memset(pg, 0, sizeof(*pg));
+        if ((rc = check_range(r->from_ms, r->to_ms, why, whylen)) < 0)
+                return rc;
+        if (r->from_ms == r->to_ms)
+                return 0;
+        if ((rc = refresh(q, r->from_ms, r->to_ms, why, whylen)) < 0)
+                return rc;
+        for (size_t k = 0; k < q->n && !w.more; k++) {
+                struct qpart *p = &q->parts[desc ? q->n - 1 - k : k];
+                int cmp = have_cur ? part_cmp(p, &cur) : 0;
+                sqlite3_stmt *st = NULL;
+                int src;
+
+                if (p->pi.end_ms <= r->from_ms || p->pi.start_ms >= r->to_ms)
+                        continue;
+                /* Partitions the cursor has passed are done. */
+                if (have_cur && (desc ? cmp > 0 : cmp < 0))
+                        continue;
+                if ((rc = part_use(q, p, why, whylen)) < 0)
+                        return rc;
+                if (rc > 0)
+                        continue;
+                rc = bind_events(q, p, r, have_cur && cmp == 0 ? &cur : NULL, w.limit - w.rows + 1,
+                                 &st, why, whylen);
+                if (rc < 0)
+                        return rc;
+                if (rc > 0)
+                        continue;
+                while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+                        struct query_event ev;
+
+                        if (w.rows == w.limit) {
+                                w.more = 1;
+                                break;
+                        }
+                        event_row(st, &ev);
+                        if (ev.id == NULL) {
+                                src = SQLITE_NOMEM;
+                                break;
+                        }
+                        if ((rc = fn(arg, &ev)) != 0) {
+                                done(st);
+                                return why_set(why, whylen, rc < 0 ? rc : -ECANCELED,
+                                               "query: the row callback stopped the query (%d)", rc);
+                        }
+                        last.ts = ev.ts_ms;
+                        last.rowid = sqlite3_column_int64(st, 0);
+                        last.pstart = p->pi.start_ms;
+                        last.pend = p->pi.end_ms;
+                        w.rows++;
+                }
+                if (src != SQLITE_ROW && src != SQLITE_DONE) {
+                        rc = fail_sql(q, p, p->db, src, "reading events", why, whylen);
+                        done(st);
+                        return rc;
+                }
+                done(st);
+        }
+        pg->rows = w.rows;
+        pg->more = w.more;
+        if (w.more)
+                cursor_write(pg->next, 'e', desc, &last);
+        return 0;
+}
+
+int query_event_by_id(struct query *q, const char *id, query_event_fn fn, void *arg,
+                      char *why, size_t whylen)
+{
+        char sh[48];
+        int rc;
+
+        if (id == NULL || id[0] == '\0')
+                return why_set(why, whylen, -EINVAL, "query: empty event id");
+        if ((rc = refresh(q, INT64_MIN, INT64_MAX, why, whylen)) < 0)
+                return rc;
+        for (size_t k = 0; k < q->n; k++) {
+                struct qpart *p = &q->parts[q->n - 1 - k];
+                sqlite3_stmt *st = NULL;
+                struct query_event ev;
+                int src;
+
+                if ((rc = part_use(q, p, why, whylen)) < 0)
+                        return rc;
+                if (rc > 0)
+                        continue;
+                if ((rc = stmt(q, p, ST_BY_ID, &st, why, whylen)) < 0)
+                        return rc;
+                if ((src = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC)) == SQLITE_OK)
+                        src = sqlite3_step(st);
+                if (src == SQLITE_DONE) {
+                        done(st);
+                        continue;
+                }
+                if (src != SQLITE_ROW) {
+                        rc = fail_sql(q, p, p->db, src, "looking up an id", why, whylen);
+                        done(st);
+                        return rc;
+                }
+                event_row(st, &ev);
+                if (ev.id == NULL)
+                        rc = fail_sql(q, p, p->db, SQLITE_NOMEM, "reading an event", why, whylen);
+                else if ((rc = fn(arg, &ev)) != 0)
+                        rc = why_set(why, whylen, rc < 0 ? rc : -ECANCELED,
+                                     "query: the row callback stopped the query (%d)", rc);
+                done(st);
+                return rc;
+        }
+        return why_set(why, whylen, -ENOENT, "query: no event with id \"%s\"",
+                       shown(id, sh, sizeof(sh)));
+}
+
+int query_windows(struct query *q, const struct query_windows_req *r, query_window_fn fn,
+                  void *arg, struct query_page *pg, char *why, size_t whylen)
+{
+        struct walk w = { cap_limit(r->limit), 0, 0 };
+        int rc;
+
+        memset(pg, 0, sizeof(*pg));
+        if (r->name == NULL || r->name[0] == '\0')
+                return why_set(why, whylen, -EINVAL, "query: a window name is required");
+        if ((rc = check_range(r->from_ms, r->to_ms, why, whylen)) < 0)
+                return rc;
+        if (r->from_ms == r->to_ms)
+                return 0;
+        if ((rc = refresh(q, r->from_ms, r->to_ms, why, whylen)) < 0)
+                return rc;
+        for (size_t k = 0; k < q->n && !w.more; k++) {
+                struct qpart *p = &q->parts[q->n - 1 - k];
+                sqlite3_stmt *st = NULL;
+                int src;
+
+                if (p->pi.end_ms <= r->from_ms || p->pi.start_ms >= r->to_ms)
+                        continue;
+                if ((rc = part_use(q, p, why, whylen)) < 0)
+                        return rc;
+                if (rc > 0)
+                        continue;
+                if ((rc = stmt(q, p, r->key ? ST_WIN_KEY : ST_WIN_ANY, &st, why, whylen)) < 0)
+                        return rc;
+                src = sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+                if (src == SQLITE_OK && r->key)
+                        src = sqlite3_bind_text(st, 2, r->key, -1, SQLITE_STATIC);
+                if (src == SQLITE_OK)
+                        src = sqlite3_bind_int64(st, 3, r->from_ms);
+                if (src == SQLITE_OK)
+                        src = sqlite3_bind_int64(st, 4, r->to_ms);
+                if (src == SQLITE_OK)
+                        src = sqlite3_bind_int64(st, 5, w.limit - w.rows + 1);
+                while (src == SQLITE_OK || src == SQLITE_ROW) {
+                        struct query_window win;
+
+                        if ((src = sqlite3_step(st)) != SQLITE_ROW)
+                                break;
+                        if (w.rows == w.limit) {
+                                w.more = 1;
+                                break;
+                        }
+                        win.name = (const char *)sqlite3_column_text(st, 0);
+                        win.key = (const char *)sqlite3_column_text(st, 1);
+                        win.start_ms = sqlite3_column_int64(st, 2);
+                        win.end_ms = sqlite3_column_int64(st, 3);
+                        win.count = (uint64_t)sqlite3_column_int64(st, 4);
+                        win.aggregates = (const char *)sqlite3_column_text(st, 5);
+                        win.updated_ns = sqlite3_column_int64(st, 6);
+                        if (win.name == NULL || win.key == NULL || win.aggregates == NULL) {
+                                src = SQLITE_NOMEM;
+                                break;
+                        }
+                        if ((rc = fn(arg, &win)) != 0) {
+                                done(st);
+                                return why_set(why, whylen, rc < 0 ? rc : -ECANCELED,
+                                               "query: the row callback stopped the query (%d)", rc);
+                        }
+                        w.rows++;
+                }
+                if (src != SQLITE_ROW && src != SQLITE_DONE) {
+                        rc = fail_sql(q, p, p->db, src, "reading windows", why, whylen);
+                        done(st);
+                        return rc;
+                }
+                done(st);
+        }
+        pg->rows = w.rows;
+        pg->more = w.more;
+        return 0;
+}
+
+/* ms to ns, saturating (the bounds of a range may be far out). */
+static int64_t ms_to_ns(int64_t ms)
+{
+        if (ms > INT64_MAX / 1000000)
+                return INT64_MAX;
+        if (ms < INT64_MIN / 1000000)
+                return INT64_MIN;
+        return ms * 1000000;
+}
+
+int query_rejects(struct query *q, const struct query_rejects_req *r, query_reject_fn fn,
+                  void *arg, struct query_page *pg, char *why, size_t whylen)
+{
+        struct cursor cur, last = { 0, 0, 0, 0 };
+        int have_cur = r->cursor != NULL && r->cursor[0] != '\0';
+        int desc = !r->oldest_first;
+        struct walk w = { cap_limit(r->limit), 0, 0 };
+        int rc;
+
+        /* Parsed before pg is cleared: r->cursor may be the previous page's pg->next. */
+        if (have_cur && (rc = cursor_parse(r->cursor, 'r', desc, &cur, why, whylen)) < 0)
+                return rc;
+        memset(pg, 0, sizeof(*pg));
+        if ((rc = check_range(r->from_ms, r->to_ms, why, whylen)) < 0)
+                return rc;
+        if (r->from_ms == r->to_ms)
+                return 0;
+        if ((rc = refresh(q, r->from_ms, r->to_ms, why, whylen)) < 0)
+                return rc;
+        for (size_t k = 0; k < q->n && !w.more; k++) {
+                struct qpart *p = &q->parts[desc ? q->n - 1 - k : k];
+                int cmp = have_cur ? part_cmp(p, &cur) : 0;
+                int64_t after = desc ? INT64_MAX : INT64_MIN;
+                sqlite3_stmt *st = NULL;
+                int src;
+
+                if (p->pi.end_ms <= r->from_ms || p->pi.start_ms >= r->to_ms)
+                        continue;
+                if (have_cur && (desc ? cmp > 0 : cmp < 0))
+                        continue;
+                if (have_cur && cmp == 0)
+                        after = cur.rowid;
+                if ((rc = part_use(q, p, why, whylen)) < 0)
+                        return rc;
+                if (rc > 0)
+                        continue;
+                if ((rc = stmt(q, p, desc ? ST_REJ_DESC : ST_REJ_ASC, &st, why, whylen)) < 0)
+                        return rc;
+                src = sqlite3_bind_int64(st, 1, after);
+                if (src == SQLITE_OK)
+                        src = sqlite3_bind_int64(st, 2, ms_to_ns(r->from_ms));
+                if (src == SQLITE_OK)
+                        src = sqlite3_bind_int64(st, 3, ms_to_ns(r->to_ms));
+                if (src == SQLITE_OK)
+                        src = sqlite3_bind_int64(st, 4, w.limit - w.rows + 1);
+                while (src == SQLITE_OK || src == SQLITE_ROW) {
+                        struct query_reject rj;
+
+                        if ((src = sqlite3_step(st)) != SQLITE_ROW)
+                                break;
+                        if (w.rows == w.limit) {
+                                w.more = 1;
+                                break;
+                        }
+                        rj.seq = (uint64_t)sqlite3_column_int64(st, 0);
+                        rj.received_ns = sqlite3_column_int64(st, 1);
+                        rj.source = (const char *)sqlite3_column_text(st, 2);
+                        rj.reason = (const char *)sqlite3_column_text(st, 3);
+                        rj.message = (const char *)sqlite3_column_text(st, 4);
+                        rj.offset = sqlite3_column_int64(st, 5);
+                        rj.raw = sqlite3_column_blob(st, 6);
+                        rj.raw_len = (size_t)sqlite3_column_bytes(st, 6);
+                        rj.raw_total = (uint64_t)sqlite3_column_int64(st, 7);
+                        if (rj.source == NULL || rj.reason == NULL || rj.message == NULL ||
+                            (rj.raw == NULL && rj.raw_len > 0)) {
+                                src = SQLITE_NOMEM;
+                                break;
+                        }
+                        if (rj.raw == NULL)
+                                rj.raw = "";
+                        if ((rc = fn(arg, &rj)) != 0) {
+                                done(st);
+                                return why_set(why, whylen, rc < 0 ? rc : -ECANCELED,
+                                               "query: the row callback stopped the query (%d)", rc);
+                        }
+                        last.rowid = (int64_t)rj.seq;
+                        last.pstart = p->pi.start_ms;
+                        last.pend = p->pi.end_ms;
+                        w.rows++;
+                }
+                if (src != SQLITE_ROW && src != SQLITE_DONE) {
+                        rc = fail_sql(q, p, p->db, src, "reading rejects", why, whylen);
+                        done(st);
+                        return rc;
+                }
+                done(st);
+        }
+        pg->rows = w.rows;
+        pg->more = w.more;
+        if (w.more)
+                cursor_write(pg->next, 'r', desc, &last);
+        return 0;
+}

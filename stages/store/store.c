@@ -1,0 +1,609 @@
+/* SPDX-License-Identifier: MIT */
+/* store.c: the store stage's state and one round of its loop (see store.h). */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "event.h"
+#include "instance.h"
+#include "log.h"
+#include "partition.h"
+#include "ring.h"
+#include "stats.h"
+#include "store.h"
+#include "vfs_uring.h"
+#include "why.h"
+#include "writer.h"
+
+/* The name the io_uring VFS is registered under, for this process only. */
+#define STORE_VFS_NAME "ringflow-uring"
+/*
+ * Records peeked per round: small enough that signals and heartbeats are
+ * seen every few ms under load, large enough that a round's fixed costs
+ * (a signalfd read, a clock read) vanish against the inserts.
+ */
+#define ROUND_MAX 1024u
+/* Idle: spin this long for data (a busy producer is usually about to publish), then sleep. */
+#define IDLE_SPIN_NS (20 * NSEC_PER_USEC)
+/* The longest sleep: the heartbeat cadence, and how late a stop or a tick may be seen. */
+#define IDLE_NS (50 * NSEC_PER_MSEC)
+#define TICK_NS (60 * NSEC_PER_SEC)
+/* Bad records: log the first few, then every BAD_LOG_EVERY-th, so a flood cannot flood the log. */
+#define BAD_LOG_FIRST 20u
+#define BAD_LOG_EVERY 10000u
+
+/* The counter table of store.stats: names fixed by the stage contract. */
+enum {
+        S_RECORDS_IN, S_EVENTS_STORED, S_EVENTS_DUPLICATE, S_EVENTS_REPLAYED, S_EVENTS_FUTURE,
+        S_REJECTS_STORED, S_REJECTS_REPLAYED, S_RECORDS_BAD, S_RECORDS_UNKNOWN, S_BATCHES,
+        S_BATCH_RECORDS, S_COMMIT_NS, S_LIVE_SENT, S_LIVE_DROPPED, S_RETENTION_REMOVED,
+        S_PARTITIONS_OPEN, S_COMMITTED_POS, S_COMMITTED_COUNT, S_CURSOR_COUNT, S_COMMIT_ERRORS,
+        S_VFS_SUBMITS, S_VFS_FSYNCS, S_VFS_ERRORS, S_COUNT
+};
+
+static const struct stats_def store_defs[S_COUNT] = {
+        [S_RECORDS_IN] = { "records.in", STATS_COUNTER },
+        [S_EVENTS_STORED] = { "events.stored", STATS_COUNTER },
+        [S_EVENTS_DUPLICATE] = { "events.duplicate", STATS_COUNTER },
+        [S_EVENTS_REPLAYED] = { "events.replayed", STATS_COUNTER },
+        [S_EVENTS_FUTURE] = { "events.future", STATS_COUNTER },
+        [S_REJECTS_STORED] = { "rejects.stored", STATS_COUNTER },
+        [S_REJECTS_REPLAYED] = { "rejects.replayed", STATS_COUNTER },
+        [S_RECORDS_BAD] = { "records.bad", STATS_COUNTER },
+        [S_RECORDS_UNKNOWN] = { "records.unknown", STATS_COUNTER },
+        [S_BATCHES] = { "batches", STATS_COUNTER },
+        [S_BATCH_RECORDS] = { "batch_records", STATS_HISTOGRAM },
+        [S_COMMIT_NS] = { "commit_ns", STATS_HISTOGRAM },
+        [S_LIVE_SENT] = { "live.sent", STATS_COUNTER },
+        [S_LIVE_DROPPED] = { "live.dropped", STATS_COUNTER },
+        [S_RETENTION_REMOVED] = { "retention.removed", STATS_COUNTER },
+        [S_PARTITIONS_OPEN] = { "partitions.open", STATS_GAUGE },
+        [S_COMMITTED_POS] = { "committed.pos", STATS_GAUGE },
+        [S_COMMITTED_COUNT] = { "committed.count", STATS_GAUGE },
+        [S_CURSOR_COUNT] = { "cursor.count", STATS_GAUGE },
+        [S_COMMIT_ERRORS] = { "commit.errors", STATS_COUNTER },
+        [S_VFS_SUBMITS] = { "vfs.submits", STATS_GAUGE },
+        [S_VFS_FSYNCS] = { "vfs.fsyncs", STATS_GAUGE },
+        [S_VFS_ERRORS] = { "vfs.errors", STATS_GAUGE },
+};
+
+/* An event of the open batch that was stored: its payload in ring memory, for the live ring. */
+struct live_ref {
+        const void *data;
+        uint32_t len;
+};
+
+/* What the open batch did, added to the counters only once it is durable. */
+struct batch_tally {
+        uint64_t stored, duplicate, replayed, rejects, rejects_replayed;
+};
+
+struct store {
+        struct config cfg;              /* named sections dropped: the store has none */
+        int dirfd;
+        struct ring *in, *live;
+        struct stats *stats;
+        _Atomic uint64_t *slot[S_COUNT];
+        struct store_writer *w;
+        int uring;                      /* the io_uring VFS is in use */
+
+        /* The open batch. */
+        int open;
+        unsigned n;                     /* records in it */
+        int64_t deadline;               /* CLOCK_MONOTONIC: commit by then */
+        struct ring_mark mark;          /* after its last record */
+        struct batch_tally t;
+        struct live_ref *refs;          /* stored events, cfg.store_batch at most */
+        unsigned nrefs;
+
+        uint64_t bad;                   /* this run's bad records, for the log's rate limit */
+        unsigned char unknown_seen[(RING_TYPE_MAX + 1) / 8];
+        uint64_t opens_seen;            /* writer opens when partitions.open was last counted */
+        int64_t next_tick;
+        int64_t started;
+        char why[WHY_MAX * 2];
+};
+
+static int store_fail(struct store *st, int err, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static int store_fail(struct store *st, int err, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(st->why, sizeof(st->why), fmt, ap);
+        va_end(ap);
+        return err;
+}
+
+/* ---- setup ---- */
+
+static int store_attach(struct store *st, unsigned flags, char *why, size_t whylen)
+{
+        const char *inst = st->cfg.instance;
+        char w[WHY_MAX];
+        int err;
+
+        st->dirfd = instance_open(inst, (flags & STORE_CREATE) != 0, w, sizeof(w));
+        if (st->dirfd < 0) {
+                err = st->dirfd;
+                st->dirfd = -1;
+                if (err == -ENOENT)
+                        return why_set(why, whylen, err,
+                                       "instance %s does not exist (%s): start ringflowd or pass --create",
+                                       inst, w);
+                return why_set(why, whylen, err, "instance %s: %s", inst, w);
+        }
+        if (flags & STORE_CREATE) {
+                err = ring_create(st->dirfd, "process", "store", st->cfg.ring_capacity, 0, w, sizeof(w));
+                if (err < 0 && err != -EEXIST)
+                        return why_set(why, whylen, err, "instance %s: %s", inst, w);
+                err = ring_create(st->dirfd, "store", "api", st->cfg.live_ring_capacity, RING_LOSSY,
+                                  w, sizeof(w));
+                if (err < 0 && err != -EEXIST)
+                        return why_set(why, whylen, err, "instance %s: %s", inst, w);
+        }
+        err = ring_attach(&st->in, st->dirfd, "process", "store", RING_CONSUMER, w, sizeof(w));
+        if (err == -ENOENT)
+                return why_set(why, whylen, err, "instance %s: %s: start ringflowd or pass --create",
+                               inst, w);
+        if (err < 0)
+                return why_set(why, whylen, err, "instance %s: %s", inst, w);
+        return 0;
+}
+
+/* Attaches to store-api.ring when it exists; its absence is normal (no api yet). */
+static void store_attach_live(struct store *st)
+{
+        char w[WHY_MAX];
+        int err;
+
+        if (st->live != NULL)
+                return;
+        err = ring_attach(&st->live, st->dirfd, "store", "api", RING_PRODUCER, w, sizeof(w));
+        if (err == 0) {
+                log_info("instance %s: copying committed events into store-api.ring (%llu bytes, lossy)",
+                         st->cfg.instance, (unsigned long long)ring_capacity(st->live));
+                return;
+        }
+        st->live = NULL;
+        if (err != -ENOENT)
+                log_warnx("instance %s: not feeding the live ring: %s", st->cfg.instance, w);
+}
+
+static int store_vfs(struct store *st, const char **vfs, char *why, size_t whylen)
+{
+        char w[WHY_MAX];
+        int err;
+
+        *vfs = "unix";
+        if (st->cfg.vfs != CONFIG_VFS_URING)
+                return 0;
+        err = vfs_uring_available();
+        if (err < 0) {
+                /* Said once per start: the store works as well, with more write syscalls. */
+                log_warnx("vfs = uring: io_uring is unavailable here (%s); using the unix VFS",
+                          strerror(-err));
+                return 0;
+        }
+        err = vfs_uring_register(STORE_VFS_NAME, NULL, w, sizeof(w));
+        if (err < 0 && err != -EEXIST)
+                return why_set(why, whylen, err, "vfs = uring: %s", w);
+        *vfs = STORE_VFS_NAME;
+        st->uring = 1;
+        return 0;
+}
+
+/* partitions.open: the partition files in the data directory (what the api can query). */
+static void store_count_partitions(struct store *st)
+{
+        struct partition_info *v = NULL;
+        char w[WHY_MAX];
+        size_t n = 0;
+
+        if (partition_list(st->cfg.data_dir, &v, &n, w, sizeof(w)) == 0)
+                stats_set(st->slot[S_PARTITIONS_OPEN], n);
+        free(v);
+}
+
+/* Runs retention and logs the files it removed, by name. */
+static void store_retention(struct store *st)
+{
+        struct partition_info *before = NULL, *after = NULL;
+        size_t nb = 0, na = 0;
+        char w[WHY_MAX];
+        int removed;
+
+        if (st->cfg.retention <= 0)
+                return;
+        if (partition_list(st->cfg.data_dir, &before, &nb, w, sizeof(w)) < 0)
+                nb = 0;
+        removed = writer_retention(st->w, clock_real_ns(), st->cfg.retention);
+        if (removed < 0) {
+                log_warnx("retention: %s", writer_why(st->w));
+        } else if (removed > 0) {
+                stats_add(st->slot[S_RETENTION_REMOVED], (uint64_t)removed);
+                if (partition_list(st->cfg.data_dir, &after, &na, w, sizeof(w)) < 0)
+                        na = 0;
+                for (size_t i = 0; i < nb; i++) {
+                        size_t j = 0;
+
+                        while (j < na && strcmp(after[j].name, before[i].name) != 0)
+                                j++;
+                        if (j == na)
+                                log_info("retention: removed %s/%s (older than the retention of %lld s)",
+                                         st->cfg.data_dir, before[i].name,
+                                         (long long)(st->cfg.retention / NSEC_PER_SEC));
+                }
+        }
+        free(before);
+        free(after);
+        store_count_partitions(st);
+}
+
+int store_open(struct store **sp, const struct config *cfg, unsigned flags, char *why,
+               size_t whylen)
+{
+        struct store_writer_opts wo;
+        struct ring_stats rs;
+        struct ring_mark resume;
+        struct store *st;
+        char w[WHY_MAX];
+        int err;
+
+        *sp = NULL;
+        st = calloc(1, sizeof(*st));
+        if (st == NULL)
+                return why_set(why, whylen, -ENOMEM, "out of memory");
+        st->cfg = *cfg;
+        st->cfg.named = NULL;
+        st->cfg.nnamed = 0;
+        st->dirfd = -1;
+        st->refs = calloc(cfg->store_batch, sizeof(*st->refs));
+        if (st->refs == NULL) {
+                err = why_set(why, whylen, -ENOMEM, "out of memory for a batch of %llu records",
+                              (unsigned long long)cfg->store_batch);
+                goto err;
+        }
+        if ((err = store_attach(st, flags, why, whylen)) < 0)
+                goto err;
+        store_attach_live(st);
+        err = stats_create(&st->stats, st->dirfd, "store", store_defs, S_COUNT, w, sizeof(w));
+        if (err < 0) {
+                why_set(why, whylen, err, "instance %s: %s", cfg->instance, w);
+                goto err;
+        }
+        for (unsigned i = 0; i < S_COUNT; i++)
+                st->slot[i] = stats_slot(st->stats, i);
+
+        memset(&wo, 0, sizeof(wo));
+        wo.data_dir = cfg->data_dir;
+        wo.unit = cfg->partition == CONFIG_PARTITION_HOUR ? PARTITION_HOUR : PARTITION_DAY;
+        wo.durability = cfg->durability == CONFIG_DURABILITY_NORMAL ? STORE_DURABILITY_NORMAL
+                                                                    : STORE_DURABILITY_FULL;
+        if ((err = store_vfs(st, &wo.vfs, why, whylen)) < 0)
+                goto err;
+        if ((err = writer_create(&st->w, &wo, w, sizeof(w))) < 0) {
+                why_set(why, whylen, err, "%s", w);
+                goto err;
+        }
+        if ((err = writer_resume_position(st->w, &resume)) < 0) {
+                why_set(why, whylen, err, "%s", writer_why(st->w));
+                goto err;
+        }
+        /*
+         * What is durable for sure is the ring's `commit`: a higher position
+         * in some file may belong to a batch another file did not commit.
+         */
+        if ((err = ring_stats(st->in, &rs)) < 0) {
+                why_set(why, whylen, err, "process-store.ring: %s", ring_why(st->in));
+                goto err;
+        }
+        stats_set(st->slot[S_COMMITTED_POS], rs.commit);
+        stats_set(st->slot[S_COMMITTED_COUNT], rs.commit_count);
+        stats_set(st->slot[S_CURSOR_COUNT], rs.commit_count);
+        log_info("instance %s: storing process-store.ring from record %llu (%llu to replay) into %s "
+                 "(vfs %s, durability %s, partition %s); highest stored position %llu",
+                 cfg->instance, (unsigned long long)rs.commit_count,
+                 (unsigned long long)(rs.write_count - rs.commit_count), cfg->data_dir,
+                 st->uring ? "uring" : "unix",
+                 wo.durability == STORE_DURABILITY_FULL ? "full" : "normal",
+                 wo.unit == PARTITION_HOUR ? "hour" : "day", (unsigned long long)resume.count);
+        store_retention(st);
+        st->started = clock_mono_ns();
+        st->next_tick = st->started + TICK_NS;
+        *sp = st;
+        return 0;
+err:
+        store_close(st);
+        return err;
+}
+
+void store_close(struct store *st)
+{
+        if (st == NULL)
+                return;
+        writer_destroy(st->w);
+        if (st->stats != NULL)
+                stats_close(st->stats);
+        if (st->live != NULL)
+                ring_close(st->live);
+        if (st->in != NULL)
+                ring_close(st->in);
+        if (st->dirfd >= 0)
+                close(st->dirfd);
+        free(st->refs);
+        free(st);
+}
+
+/* ---- one round ---- */
+
+static int store_bad_log(struct store *st)
+{
+        st->bad++;
+        return st->bad <= BAD_LOG_FIRST || st->bad % BAD_LOG_EVERY == 0;
+}
+
+/* Writes one record into the open batch. 0, or -errno when the batch must be given up. */
+static int store_put(struct store *st, const struct ring_rec *rec)
+{
+        char w[WHY_MAX];
+        int rc;
+
+        if (rec->type == EVENT_REC_EVENT) {
+                struct event_view ev;
+
+                if (event_decode(rec->data, rec->len, &ev, w, sizeof(w)) < 0) {
+                        stats_add(st->slot[S_RECORDS_BAD], 1);
+                        if (store_bad_log(st))
+                                log_warnx("process-store.ring: event record at position %llu "
+                                          "skipped (bad record #%llu): %s",
+                                          (unsigned long long)rec->pos,
+                                          (unsigned long long)st->bad, w);
+                        return 0;
+                }
+                rc = writer_put_event(st->w, rec->next, &ev);
+                if (rc == WRITER_STORED) {
+                        st->t.stored++;
+                        st->refs[st->nrefs].data = rec->data;
+                        st->refs[st->nrefs].len = rec->len;
+                        st->nrefs++;
+                } else if (rc == WRITER_DUPLICATE) {
+                        st->t.duplicate++;
+                } else if (rc == WRITER_REPLAYED) {
+                        st->t.replayed++;
+                }
+        } else if (rec->type == EVENT_REC_REJECT) {
+                struct event_reject_view rv;
+
+                if (event_reject_decode(rec->data, rec->len, &rv, w, sizeof(w)) < 0) {
+                        stats_add(st->slot[S_RECORDS_BAD], 1);
+                        if (store_bad_log(st))
+                                log_warnx("process-store.ring: reject record at position %llu "
+                                          "skipped (bad record #%llu): %s",
+                                          (unsigned long long)rec->pos,
+                                          (unsigned long long)st->bad, w);
+                        return 0;
+                }
+                rc = writer_put_reject(st->w, rec->next, &rv);
+                if (rc == WRITER_STORED)
+                        st->t.rejects++;
+                else if (rc == WRITER_REPLAYED)
+                        st->t.rejects_replayed++;
+        } else {
+                unsigned char bit = (unsigned char)(1u << (rec->type % 8));
+
+                stats_add(st->slot[S_RECORDS_UNKNOWN], 1);
+                if (!(st->unknown_seen[rec->type / 8] & bit)) {
+                        st->unknown_seen[rec->type / 8] |= bit;
+                        log_warnx("process-store.ring: skipping records of unknown type %u "
+                                  "(first at position %llu; logged once per type)",
+                                  (unsigned)rec->type, (unsigned long long)rec->pos);
+                }
+                return 0;
+        }
+        if (rc == -ERANGE) {
+                /* A timestamp no partition holds: the record is bad, not the store. */
+                stats_add(st->slot[S_RECORDS_BAD], 1);
+                if (store_bad_log(st))
+                        log_warnx("process-store.ring: record at position %llu skipped (bad record "
+                                  "#%llu): %s", (unsigned long long)rec->pos,
+                                  (unsigned long long)st->bad, writer_why(st->w));
+                return 0;
+        }
+        if (rc < 0)
+                return store_fail(st, rc, "%s", writer_why(st->w));
+        return 0;
+}
+
+int store_do_work(struct store *st)
+{
+        unsigned room, taken = 0;
+        int err;
+
+        room = (unsigned)(st->cfg.store_batch - st->n);
+        if (room > ROUND_MAX)
+                room = ROUND_MAX;
+        while (taken < room) {
+                struct ring_rec rec;
+
+                err = ring_peek(st->in, &rec);
+                if (err == -EAGAIN)
+                        break;
+                if (err < 0)
+                        return store_fail(st, err, "process-store.ring: %s", ring_why(st->in));
+                if (!st->open) {
+                        if ((err = writer_begin(st->w)) < 0)
+                                return store_fail(st, err, "%s", writer_why(st->w));
+                        st->open = 1;
+                        st->deadline = clock_mono_ns() + st->cfg.store_batch_wait;
+                }
+                if ((err = store_put(st, &rec)) < 0) {
+                        writer_abort(st->w);
+                        st->open = 0;
+                        return err;
+                }
+                st->mark = rec.next;
+                st->n++;
+                taken++;
+        }
+        if (taken > 0) {
+                stats_add(st->slot[S_RECORDS_IN], taken);
+                stats_set(st->slot[S_CURSOR_COUNT], st->mark.count);
+        }
+        return (int)taken;
+}
+
+/* Copies the batch's stored events into the lossy live ring: never waits, drops when full. */
+static void store_send_live(struct store *st)
+{
+        uint64_t sent = 0, dropped = 0;
+
+        if (st->live == NULL)
+                return;
+        for (unsigned i = 0; i < st->nrefs; i++) {
+                void *p;
+                int err = ring_reserve(st->live, EVENT_REC_EVENT, st->refs[i].len, &p);
+
+                if (err < 0) {
+                        /* -EAGAIN: full (the ring counted the drop); -EMSGSIZE: larger than it takes. */
+                        dropped++;
+                        continue;
+                }
+                memcpy(p, st->refs[i].data, st->refs[i].len);
+                ring_commit(st->live, st->refs[i].len);
+                sent++;
+        }
+        if (sent > 0)
+                ring_publish(st->live);
+        stats_add(st->slot[S_LIVE_SENT], sent);
+        stats_add(st->slot[S_LIVE_DROPPED], dropped);
+}
+
+static void store_publish_vfs(struct store *st)
+{
+        struct vfs_uring_counters c;
+
+        if (!st->uring)
+                return;
+        vfs_uring_counters(&c);
+        stats_set(st->slot[S_VFS_SUBMITS], c.submits);
+        stats_set(st->slot[S_VFS_FSYNCS], c.fsyncs);
+        stats_set(st->slot[S_VFS_ERRORS], c.errors);
+}
+
+int store_flush(struct store *st, int force)
+{
+        struct writer_counters wc;
+        int64_t t0;
+        int err;
+
+        if (!st->open)
+                return 0;
+        t0 = clock_mono_ns();
+        if (!force && st->n < st->cfg.store_batch && t0 < st->deadline)
+                return 0;
+        err = writer_commit(st->w, st->mark);
+        st->open = 0;
+        if (err < 0) {
+                stats_add(st->slot[S_COMMIT_ERRORS], 1);
+                st->n = 0;
+                st->nrefs = 0;
+                memset(&st->t, 0, sizeof(st->t));
+                return store_fail(st, err, "%s", writer_why(st->w));
+        }
+        stats_hist_add(st->stats, S_COMMIT_NS, (uint64_t)(clock_mono_ns() - t0));
+        /* Durable now: count it, hand it to the live ring, then let the producer reuse it. */
+        stats_add(st->slot[S_EVENTS_STORED], st->t.stored);
+        stats_add(st->slot[S_EVENTS_DUPLICATE], st->t.duplicate);
+        stats_add(st->slot[S_EVENTS_REPLAYED], st->t.replayed);
+        stats_add(st->slot[S_REJECTS_STORED], st->t.rejects);
+        stats_add(st->slot[S_REJECTS_REPLAYED], st->t.rejects_replayed);
+        stats_add(st->slot[S_BATCHES], 1);
+        stats_hist_add(st->stats, S_BATCH_RECORDS, st->n);
+        store_send_live(st);
+        if ((err = ring_done(st->in, st->mark)) < 0)
+                return store_fail(st, err, "process-store.ring: ring_done: %s", ring_why(st->in));
+        stats_set(st->slot[S_COMMITTED_POS], st->mark.pos);
+        stats_set(st->slot[S_COMMITTED_COUNT], st->mark.count);
+        writer_counters(st->w, &wc);
+        stats_set(st->slot[S_EVENTS_FUTURE], wc.future);
+        if (wc.opens != st->opens_seen) {
+                /* A new file may have appeared: recount (a readdir, only when a file was opened). */
+                st->opens_seen = wc.opens;
+                store_count_partitions(st);
+        }
+        store_publish_vfs(st);
+        st->n = 0;
+        st->nrefs = 0;
+        memset(&st->t, 0, sizeof(st->t));
+        return 1;
+}
+
+void store_tick(struct store *st)
+{
+        int64_t now;
+
+        /* Retention needs the writer outside a batch; a due tick waits for the commit. */
+        if (st->open)
+                return;
+        now = clock_mono_ns();
+        if (now < st->next_tick)
+                return;
+        st->next_tick = now + TICK_NS;
+        store_retention(st);
+        store_attach_live(st);
+}
+
+void store_heartbeat(struct store *st)
+{
+        stats_heartbeat(st->stats);
+        ring_heartbeat(st->in);
+        if (st->live != NULL)
+                ring_heartbeat(st->live);
+}
+
+void store_idle(struct store *st, int work)
+{
+        int64_t t = IDLE_NS;
+        int err;
+
+        if (work > 0)
+                return;
+        if (st->open) {
+                t = st->deadline - clock_mono_ns();
+                if (t <= 0)
+                        return;
+                if (t > IDLE_NS)
+                        t = IDLE_NS;
+        }
+        err = ring_wait_data(st->in, IDLE_SPIN_NS, t);
+        if (err == -EBADMSG && store_bad_log(st))
+                log_warnx("process-store.ring: %s", ring_why(st->in));
+}
+
+const char *store_why(const struct store *st)
+{
+        return st->why;
+}
+
+void store_log_totals(struct store *st)
+{
+        struct writer_counters c;
+
+        writer_counters(st->w, &c);
+        log_info("this run: %llu events stored, %llu duplicates, %llu replayed, %llu rejects, "
+                 "%llu bad records, %llu per-file commits in %.1f s",
+                 (unsigned long long)c.events, (unsigned long long)c.duplicates,
+                 (unsigned long long)c.replayed, (unsigned long long)c.rejects,
+                 (unsigned long long)st->bad, (unsigned long long)c.commits,
+                 (double)(clock_mono_ns() - st->started) / NSEC_PER_SEC);
+}
