@@ -12,8 +12,8 @@
 #include "clock.h"
 #include "ingest.h"
 #include "ingest_priv.h"
-#include "instance.h"
 #include "log.h"
+#include "stage.h"
 #include "why.h"
 
 /*
@@ -133,31 +133,21 @@ static int ingest_sizes(struct ingest *st, char *why, size_t whylen)
 
 static int ingest_attach_out(struct ingest *st, unsigned flags, char *why, size_t whylen)
 {
-        char w[WHY_MAX];
+        int create = (flags & INGEST_CREATE) != 0;
         int err;
 
-        st->dirfd = instance_open(st->cfg.instance, (flags & INGEST_CREATE) != 0, w, sizeof(w));
-        if (st->dirfd < 0) {
-                err = st->dirfd;
-                st->dirfd = -1;
-                if (err == -ENOENT)
-                        return why_set(why, whylen, err,
-                                       "instance %s does not exist (%s): start ringflowd or pass --create",
-                                       st->cfg.instance, w);
-                return why_set(why, whylen, err, "instance %s: %s", st->cfg.instance, w);
-        }
-        if (flags & INGEST_CREATE) {
-                err = ring_create(st->dirfd, "ingest", "process", st->cfg.ring_capacity, 0, w, sizeof(w));
-                if (err < 0 && err != -EEXIST)
-                        return why_set(why, whylen, err, "instance %s: %s", st->cfg.instance, w);
-        }
-        err = ring_attach(&st->out, st->dirfd, "ingest", "process", RING_PRODUCER, w, sizeof(w));
-        if (err == -ENOENT)
-                return why_set(why, whylen, err,
-                               "instance %s: %s: start ringflowd or pass --create", st->cfg.instance, w);
+        err = stage_instance_open(st->cfg.instance, create, why, whylen);
         if (err < 0)
-                return why_set(why, whylen, err, "instance %s: %s", st->cfg.instance, w);
-        return 0;
+                return err;
+        st->dirfd = err;
+        if (create) {
+                err = stage_ring_create(st->dirfd, st->cfg.instance, "ingest", "process",
+                                        st->cfg.ring_capacity, 0, why, whylen);
+                if (err < 0)
+                        return err;
+        }
+        return stage_ring_attach(&st->out, st->dirfd, st->cfg.instance, "ingest", "process",
+                                 RING_PRODUCER, why, whylen);
 }
 
 static void ingest_log_start(struct ingest *st)

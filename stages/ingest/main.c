@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "config.h"
 #include "ingest.h"
 #include "log.h"
+#include "stage.h"
 #include "why.h"
 
 /* On a stop, how long to wait for ring room for lines read from sockets or a terminal. */
@@ -46,40 +46,11 @@ static int main_flag(int val, const char *arg, void *ctx)
  * sees them between batches and never inside one: a stop publishes what
  * was read, then exits.
  */
-static int main_signals_setup(struct main_state *m)
-{
-        sigset_t mask;
-
-        /* A client that goes away mid-write must not kill us. */
-        signal(SIGPIPE, SIG_IGN);
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0)
-                return -errno;
-        m->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-        return m->sigfd < 0 ? -errno : 0;
-}
-
 static int main_signals(struct main_state *m, struct ingest *st)
 {
-        struct signalfd_siginfo si;
-        int n = 0;
-
         if (!ingest_signal_ready(st))
                 return 0;
-        while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                n++;
-                if (si.ssi_signo == SIGHUP) {
-                        /* Nothing to reload: settings change with a restart. */
-                        log_info("SIGHUP: nothing to reload; restart to change settings");
-                        continue;
-                }
-                log_info("%s: stopping", strsignal((int)si.ssi_signo));
-                m->stopping = 1;
-        }
-        return n;
+        return stage_signals(m->sigfd, "stopping", &m->stopping);
 }
 
 int main(int argc, char **argv)
@@ -110,8 +81,11 @@ int main(int argc, char **argv)
         err = config_from_args(&cfg, argc, argv, &cli);
         if (err < argc)
                 fatalx(EXIT_PERMANENT, "unexpected argument \"%s\"; try --help", argv[err]);
-        if (main_signals_setup(&m) < 0)
-                fatal(EXIT_TEMPORARY, "signalfd");
+        /* A client that goes away mid-write must not kill us. */
+        signal(SIGPIPE, SIG_IGN);
+        m.sigfd = stage_signals_open();
+        if (m.sigfd < 0)
+                fatalx(EXIT_TEMPORARY, "signalfd: %s", strerror(-m.sigfd));
         err = ingest_open(&st, &cfg, m.flags, STDIN_FILENO, why, sizeof(why));
         config_fini(&cfg);
         if (err < 0)

@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "stage.h"
 #include "store.h"
 #include "why.h"
 
@@ -32,42 +32,6 @@ static int main_flag(int val, const char *arg, void *ctx)
                 return -1;
         m->flags |= STORE_CREATE;
         return 0;
-}
-
-/*
- * Signals are blocked and read from a signalfd once per round, so a stop
- * is seen between batches, never inside a write: the open batch is then
- * committed and acknowledged before the exit.
- */
-static int main_signals_setup(struct main_state *m)
-{
-        sigset_t mask;
-
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0)
-                return -errno;
-        m->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-        return m->sigfd < 0 ? -errno : 0;
-}
-
-static int main_signals(struct main_state *m)
-{
-        struct signalfd_siginfo si;
-        int n = 0;
-
-        while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                n++;
-                if (si.ssi_signo == SIGHUP) {
-                        log_info("SIGHUP: nothing to reload; restart to change settings");
-                        continue;
-                }
-                log_info("%s: committing the open batch and stopping", strsignal((int)si.ssi_signo));
-                m->stopping = 1;
-        }
-        return n;
 }
 
 int main(int argc, char **argv)
@@ -97,17 +61,23 @@ int main(int argc, char **argv)
         err = config_from_args(&cfg, argc, argv, &cli);
         if (err < argc)
                 fatalx(EXIT_PERMANENT, "unexpected argument \"%s\"; try --help", argv[err]);
-        if (main_signals_setup(&m) < 0)
-                fatal(EXIT_TEMPORARY, "signalfd");
+        m.sigfd = stage_signals_open();
+        if (m.sigfd < 0)
+                fatalx(EXIT_TEMPORARY, "signalfd: %s", strerror(-m.sigfd));
         err = store_open(&st, &cfg, m.flags, why, sizeof(why));
         config_fini(&cfg);
         if (err < 0)
                 fatalx(err == -EINVAL ? EXIT_PERMANENT : EXIT_TEMPORARY, "%s", why);
 
+        /*
+         * Signals are read once per round, so a stop is seen between
+         * batches, never inside a write: the open batch is then committed
+         * and acknowledged before the exit.
+         */
         while (!m.stopping) {
                 int work = 0, n;
 
-                work += main_signals(&m);
+                work += stage_signals(m.sigfd, "committing the open batch and stopping", &m.stopping);
                 if (m.stopping)
                         break;
                 n = store_do_work(st);

@@ -12,10 +12,10 @@
 
 #include "clock.h"
 #include "event.h"
-#include "instance.h"
 #include "log.h"
 #include "partition.h"
 #include "ring.h"
+#include "stage.h"
 #include "stats.h"
 #include "store.h"
 #include "vfs_uring.h"
@@ -129,35 +129,25 @@ static int store_fail(struct store *st, int err, const char *fmt, ...)
 static int store_attach(struct store *st, unsigned flags, char *why, size_t whylen)
 {
         const char *inst = st->cfg.instance;
-        char w[WHY_MAX];
+        int create = (flags & STORE_CREATE) != 0;
         int err;
 
-        st->dirfd = instance_open(inst, (flags & STORE_CREATE) != 0, w, sizeof(w));
-        if (st->dirfd < 0) {
-                err = st->dirfd;
-                st->dirfd = -1;
-                if (err == -ENOENT)
-                        return why_set(why, whylen, err,
-                                       "instance %s does not exist (%s): start ringflowd or pass --create",
-                                       inst, w);
-                return why_set(why, whylen, err, "instance %s: %s", inst, w);
-        }
-        if (flags & STORE_CREATE) {
-                err = ring_create(st->dirfd, "process", "store", st->cfg.ring_capacity, 0, w, sizeof(w));
-                if (err < 0 && err != -EEXIST)
-                        return why_set(why, whylen, err, "instance %s: %s", inst, w);
-                err = ring_create(st->dirfd, "store", "api", st->cfg.live_ring_capacity, RING_LOSSY,
-                                  w, sizeof(w));
-                if (err < 0 && err != -EEXIST)
-                        return why_set(why, whylen, err, "instance %s: %s", inst, w);
-        }
-        err = ring_attach(&st->in, st->dirfd, "process", "store", RING_CONSUMER, w, sizeof(w));
-        if (err == -ENOENT)
-                return why_set(why, whylen, err, "instance %s: %s: start ringflowd or pass --create",
-                               inst, w);
+        err = stage_instance_open(inst, create, why, whylen);
         if (err < 0)
-                return why_set(why, whylen, err, "instance %s: %s", inst, w);
-        return 0;
+                return err;
+        st->dirfd = err;
+        if (create) {
+                err = stage_ring_create(st->dirfd, inst, "process", "store", st->cfg.ring_capacity,
+                                        0, why, whylen);
+                if (err < 0)
+                        return err;
+                err = stage_ring_create(st->dirfd, inst, "store", "api", st->cfg.live_ring_capacity,
+                                        RING_LOSSY, why, whylen);
+                if (err < 0)
+                        return err;
+        }
+        return stage_ring_attach(&st->in, st->dirfd, inst, "process", "store", RING_CONSUMER,
+                                 why, whylen);
 }
 
 /* Attaches to store-api.ring when it exists; its absence is normal (no api yet). */
