@@ -461,12 +461,25 @@ static unsigned cap_limit(unsigned limit)
         return limit > QUERY_LIMIT_MAX ? QUERY_LIMIT_MAX : limit;
 }
 
-static int check_range(int64_t from, int64_t to, char *why, size_t whylen)
+/*
+ * What a query over [from, to) does first: checks the range and re-lists
+ * the partitions if needed. Returns 0, 1 when the range is empty (an empty
+ * page), or -errno.
+ */
+static int range_start(struct query *q, int64_t from, int64_t to, char *why, size_t whylen)
 {
         if (from > to)
                 return why_set(why, whylen, -EINVAL, "query: from (%lld) is after to (%lld)",
                                (long long)from, (long long)to);
-        return 0;
+        if (from == to)
+                return 1;
+        return refresh(q, from, to, why, whylen);
+}
+
+/* 1 when p holds no time of [from, to). */
+static int part_outside(const struct qpart *p, int64_t from, int64_t to)
+{
+        return p->pi.end_ms <= from || p->pi.start_ms >= to;
 }
 
 static void event_row(sqlite3_stmt *st, struct query_event *ev)
@@ -552,6 +565,30 @@ static void done(sqlite3_stmt *st)
         sqlite3_clear_bindings(st);
 }
 
+/* Ends st after the row callback answered rc (not 0): returns rc when -errno, else -ECANCELED. */
+static int stopped(sqlite3_stmt *st, int rc, char *why, size_t whylen)
+{
+        done(st);
+        return why_set(why, whylen, rc < 0 ? rc : -ECANCELED,
+                       "query: the row callback stopped the query (%d)", rc);
+}
+
+/*
+ * Ends st after p's rows, src being the last step's result: 0 when the
+ * rows ended or the page is full (SQLITE_DONE, SQLITE_ROW), else -errno
+ * with what was being read.
+ */
+static int rows_end(struct query *q, struct qpart *p, sqlite3_stmt *st, int src, const char *what,
+                    char *why, size_t whylen)
+{
+        int rc = 0;
+
+        if (src != SQLITE_ROW && src != SQLITE_DONE)
+                rc = fail_sql(q, p, p->db, src, what, why, whylen);
+        done(st);
+        return rc;
+}
+
 int query_events(struct query *q, const struct query_events_req *r, query_event_fn fn, void *arg,
                  struct query_page *pg, char *why, size_t whylen)
 {
@@ -565,19 +602,17 @@ int query_events(struct query *q, const struct query_events_req *r, query_event_
         if (have_cur && (rc = cursor_parse(r->cursor, 'e', desc, &cur, why, whylen)) < 0)
                 return rc;
         memset(pg, 0, sizeof(*pg));
-        if ((rc = check_range(r->from_ms, r->to_ms, why, whylen)) < 0)
+        if ((rc = range_start(q, r->from_ms, r->to_ms, why, whylen)) < 0)
                 return rc;
-        if (r->from_ms == r->to_ms)
+        if (rc > 0)
                 return 0;
-        if ((rc = refresh(q, r->from_ms, r->to_ms, why, whylen)) < 0)
-                return rc;
         for (size_t k = 0; k < q->n && !w.more; k++) {
                 struct qpart *p = &q->parts[desc ? q->n - 1 - k : k];
                 int cmp = have_cur ? part_cmp(p, &cur) : 0;
                 sqlite3_stmt *st = NULL;
                 int src;
 
-                if (p->pi.end_ms <= r->from_ms || p->pi.start_ms >= r->to_ms)
+                if (part_outside(p, r->from_ms, r->to_ms))
                         continue;
                 /* Partitions the cursor has passed are done. */
                 if (have_cur && (desc ? cmp > 0 : cmp < 0))
@@ -604,23 +639,16 @@ int query_events(struct query *q, const struct query_events_req *r, query_event_
                                 src = SQLITE_NOMEM;
                                 break;
                         }
-                        if ((rc = fn(arg, &ev)) != 0) {
-                                done(st);
-                                return why_set(why, whylen, rc < 0 ? rc : -ECANCELED,
-                                               "query: the row callback stopped the query (%d)", rc);
-                        }
+                        if ((rc = fn(arg, &ev)) != 0)
+                                return stopped(st, rc, why, whylen);
                         last.ts = ev.ts_ms;
                         last.rowid = sqlite3_column_int64(st, 0);
                         last.pstart = p->pi.start_ms;
                         last.pend = p->pi.end_ms;
                         w.rows++;
                 }
-                if (src != SQLITE_ROW && src != SQLITE_DONE) {
-                        rc = fail_sql(q, p, p->db, src, "reading events", why, whylen);
-                        done(st);
+                if ((rc = rows_end(q, p, st, src, "reading events", why, whylen)) < 0)
                         return rc;
-                }
-                done(st);
         }
         pg->rows = w.rows;
         pg->more = w.more;
@@ -657,19 +685,15 @@ int query_event_by_id(struct query *q, const char *id, query_event_fn fn, void *
                         done(st);
                         continue;
                 }
-                if (src != SQLITE_ROW) {
-                        rc = fail_sql(q, p, p->db, src, "looking up an id", why, whylen);
-                        done(st);
-                        return rc;
-                }
+                if (src != SQLITE_ROW)
+                        return rows_end(q, p, st, src, "looking up an id", why, whylen);
                 event_row(st, &ev);
                 if (ev.id == NULL)
-                        rc = fail_sql(q, p, p->db, SQLITE_NOMEM, "reading an event", why, whylen);
-                else if ((rc = fn(arg, &ev)) != 0)
-                        rc = why_set(why, whylen, rc < 0 ? rc : -ECANCELED,
-                                     "query: the row callback stopped the query (%d)", rc);
+                        return rows_end(q, p, st, SQLITE_NOMEM, "reading an event", why, whylen);
+                if ((rc = fn(arg, &ev)) != 0)
+                        return stopped(st, rc, why, whylen);
                 done(st);
-                return rc;
+                return 0;
         }
         return why_set(why, whylen, -ENOENT, "query: no event with id \"%s\"",
                        shown(id, sh, sizeof(sh)));
@@ -684,18 +708,16 @@ int query_windows(struct query *q, const struct query_windows_req *r, query_wind
         memset(pg, 0, sizeof(*pg));
         if (r->name == NULL || r->name[0] == '\0')
                 return why_set(why, whylen, -EINVAL, "query: a window name is required");
-        if ((rc = check_range(r->from_ms, r->to_ms, why, whylen)) < 0)
+        if ((rc = range_start(q, r->from_ms, r->to_ms, why, whylen)) < 0)
                 return rc;
-        if (r->from_ms == r->to_ms)
+        if (rc > 0)
                 return 0;
-        if ((rc = refresh(q, r->from_ms, r->to_ms, why, whylen)) < 0)
-                return rc;
         for (size_t k = 0; k < q->n && !w.more; k++) {
                 struct qpart *p = &q->parts[q->n - 1 - k];
                 sqlite3_stmt *st = NULL;
                 int src;
 
-                if (p->pi.end_ms <= r->from_ms || p->pi.start_ms >= r->to_ms)
+                if (part_outside(p, r->from_ms, r->to_ms))
                         continue;
                 if ((rc = part_use(q, p, why, whylen)) < 0)
                         return rc;
@@ -732,19 +754,12 @@ int query_windows(struct query *q, const struct query_windows_req *r, query_wind
                                 src = SQLITE_NOMEM;
                                 break;
                         }
-                        if ((rc = fn(arg, &win)) != 0) {
-                                done(st);
-                                return why_set(why, whylen, rc < 0 ? rc : -ECANCELED,
-                                               "query: the row callback stopped the query (%d)", rc);
-                        }
+                        if ((rc = fn(arg, &win)) != 0)
+                                return stopped(st, rc, why, whylen);
                         w.rows++;
                 }
-                if (src != SQLITE_ROW && src != SQLITE_DONE) {
-                        rc = fail_sql(q, p, p->db, src, "reading windows", why, whylen);
-                        done(st);
+                if ((rc = rows_end(q, p, st, src, "reading windows", why, whylen)) < 0)
                         return rc;
-                }
-                done(st);
         }
         pg->rows = w.rows;
         pg->more = w.more;
@@ -774,12 +789,10 @@ int query_rejects(struct query *q, const struct query_rejects_req *r, query_reje
         if (have_cur && (rc = cursor_parse(r->cursor, 'r', desc, &cur, why, whylen)) < 0)
                 return rc;
         memset(pg, 0, sizeof(*pg));
-        if ((rc = check_range(r->from_ms, r->to_ms, why, whylen)) < 0)
+        if ((rc = range_start(q, r->from_ms, r->to_ms, why, whylen)) < 0)
                 return rc;
-        if (r->from_ms == r->to_ms)
+        if (rc > 0)
                 return 0;
-        if ((rc = refresh(q, r->from_ms, r->to_ms, why, whylen)) < 0)
-                return rc;
         for (size_t k = 0; k < q->n && !w.more; k++) {
                 struct qpart *p = &q->parts[desc ? q->n - 1 - k : k];
                 int cmp = have_cur ? part_cmp(p, &cur) : 0;
@@ -787,7 +800,7 @@ int query_rejects(struct query *q, const struct query_rejects_req *r, query_reje
                 sqlite3_stmt *st = NULL;
                 int src;
 
-                if (p->pi.end_ms <= r->from_ms || p->pi.start_ms >= r->to_ms)
+                if (part_outside(p, r->from_ms, r->to_ms))
                         continue;
                 if (have_cur && (desc ? cmp > 0 : cmp < 0))
                         continue;
@@ -831,22 +844,15 @@ int query_rejects(struct query *q, const struct query_rejects_req *r, query_reje
                         }
                         if (rj.raw == NULL)
                                 rj.raw = "";
-                        if ((rc = fn(arg, &rj)) != 0) {
-                                done(st);
-                                return why_set(why, whylen, rc < 0 ? rc : -ECANCELED,
-                                               "query: the row callback stopped the query (%d)", rc);
-                        }
+                        if ((rc = fn(arg, &rj)) != 0)
+                                return stopped(st, rc, why, whylen);
                         last.rowid = (int64_t)rj.seq;
                         last.pstart = p->pi.start_ms;
                         last.pend = p->pi.end_ms;
                         w.rows++;
                 }
-                if (src != SQLITE_ROW && src != SQLITE_DONE) {
-                        rc = fail_sql(q, p, p->db, src, "reading rejects", why, whylen);
-                        done(st);
+                if ((rc = rows_end(q, p, st, src, "reading rejects", why, whylen)) < 0)
                         return rc;
-                }
-                done(st);
         }
         pg->rows = w.rows;
         pg->more = w.more;
