@@ -534,8 +534,8 @@ Test(store, batch_closes_on_its_deadline_at_a_low_rate)
         /*
          * Wait for the stage's word that the batch committed, and only then
          * open the file: a reader that opens a new partition while the
-         * writer switches it to WAL makes the writer fail with "database
-         * is locked" (the writer's connection has no busy timeout).
+         * writer switches it to WAL holds the writer up (its busy timeout),
+         * which would measure our reader, not the deadline.
          */
         while (stat_now("batches") < 1) {
                 cr_assert(!proc_exited(&p), "the store exited (%d): %s", p.status, proc_stderr(&p));
