@@ -303,6 +303,10 @@ Test(event_parse, syntax_errors_say_where_and_what_was_expected, .fini = fini)
         reject("{\"type\":\"t\",\"source\":\"s\",\"data\":{\"a\":1e}}", EVENT_ERR_SYNTAX, 39, "data.a");
         reject("{\"type\":\"t\",\"source\":\"s\",\"data\":{\"a\":-}}", EVENT_ERR_SYNTAX, 38, "data.a");
         reject("{\"type\":\"t\",\"source\":\"s\",\"data\":{\"a\":+1}}", EVENT_ERR_SYNTAX, 37, "data.a");
+        /* json-c reads these as numbers; JSON has no such literals. */
+        reject("{\"type\":\"t\",\"source\":NaN}", EVENT_ERR_SYNTAX, 21, "source");
+        reject("{\"type\":\"t\",\"source\":\"s\",\"data\":{\"a\":Infinity}}", EVENT_ERR_SYNTAX, 37, "data.a");
+        reject("{\"type\":\"t\",\"source\":\"s\",\"data\":{\"a\":-Infinity}}", EVENT_ERR_SYNTAX, 38, "data.a");
         reject("{\"type\":\"t\",\"source\":\"s\",\"data\":{\"a\":\"\\x\"}}", EVENT_ERR_SYNTAX, 38, "data.a");
         reject("{\"type\":\"t\",\"source\":\"s\",\"data\":{\"a\":\"\\u12g4\"}}", EVENT_ERR_SYNTAX, 38, "data.a");
         reject("{\"type\":\"t\",\"source\":\"s\",\"data\":{\"a\":\"x\ty\"}}", EVENT_ERR_SYNTAX, 39, "data.a");
