@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -271,4 +274,64 @@ void bench_json_string(FILE *f, const char *s)
                         putc(c, f);
         }
         putc('"', f);
+}
+
+double bench_self_cpu_s(void)
+{
+        struct rusage ru;
+
+        if (getrusage(RUSAGE_SELF, &ru) != 0)
+                return 0;
+        return bench_tv_s(ru.ru_utime) + bench_tv_s(ru.ru_stime);
+}
+
+void bench_describe_status(char *buf, size_t len, int status)
+{
+        if (WIFSIGNALED(status))
+                snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+        else
+                snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+}
+
+void bench_find_stage(char *out, size_t len, const char *given, const char *rel, const char *flag)
+{
+        const char *dir = getenv("RINGFLOW_BUILDDIR");
+        const char *name = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+        char exe[PATH_MAX];
+        ssize_t n;
+        int got;
+
+        if (given != NULL) {
+                got = snprintf(out, len, "%s", given);
+        } else if (dir != NULL && dir[0] != '\0') {
+                got = snprintf(out, len, "%s/%s", dir, rel);
+        } else {
+                /* <builddir>/tools/<bench> -> <builddir>/<rel> */
+                n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+                if (n < 0)
+                        fatal(EXIT_TEMPORARY, "readlink /proc/self/exe");
+                exe[n] = '\0';
+                for (int up = 0; up < 2; up++) {
+                        char *slash = strrchr(exe, '/');
+
+                        if (slash != NULL)
+                                *slash = '\0';
+                }
+                got = snprintf(out, len, "%s/%s", exe, rel);
+        }
+        if (got < 0 || (size_t)got >= len)
+                fatalx(EXIT_PERMANENT, "the path of %s is too long", name);
+        if (access(out, X_OK) != 0)
+                fatal(EXIT_TEMPORARY, "%s is not an executable (build it, or pass %s PATH)", out, flag);
+}
+
+uint64_t bench_stat_value(const struct stats_snapshot *s, const char *name, int *missing)
+{
+        const struct stats_value *v = stats_find(s, name);
+
+        if (v == NULL) {
+                *missing = 1;
+                return 0;
+        }
+        return v->value;
 }

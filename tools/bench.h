@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <sys/time.h>
 
+#include "stats.h"
+
 /* ---- the private instance ---- */
 
 /*
@@ -120,6 +122,26 @@ double bench_tv_s(struct timeval tv);
  * figure is then low. other_s may be negative (tick rounding).
  */
 void bench_warn_other(double other_s, double wall_s);
+
+/* CPU time (user + system) this process has used, in seconds; 0 when getrusage fails. */
+double bench_self_cpu_s(void);
+
+/* "killed by signal N" or "exited with status N" for a wait status. */
+void bench_describe_status(char *buf, size_t len, int status);
+
+/* ---- the stage under test ---- */
+
+/*
+ * Finds the stage binary a benchmark drives, into out (len bytes): given
+ * (a --flag's value) when not NULL, else $RINGFLOW_BUILDDIR/rel, else rel
+ * beside the build directory this benchmark runs from (<builddir>/tools/x
+ * -> <builddir>/rel). Exits 100 when the path is too long and 111 when it
+ * is not an executable, naming flag as the way to pass another.
+ */
+void bench_find_stage(char *out, size_t len, const char *given, const char *rel, const char *flag);
+
+/* The value (or histogram count) named name in s; 0, and *missing set, when there is none. */
+uint64_t bench_stat_value(const struct stats_snapshot *s, const char *name, int *missing);
 
 /* ---- JSON ---- */
 

@@ -165,15 +165,6 @@ static void choose_cpus(struct bench_cfg *cfg)
         cfg->cpu_bench = found[1];
 }
 
-static double self_cpu_s(void)
-{
-        struct rusage ru;
-
-        if (getrusage(RUSAGE_SELF, &ru) != 0)
-                return 0;
-        return bench_tv_s(ru.ru_utime) + bench_tv_s(ru.ru_stime);
-}
-
 /* ---- input ---- */
 
 /*
@@ -278,38 +269,6 @@ static void *writer_main(void *arg)
 
 /* ---- the ingest process ---- */
 
-static void resolve_ingest(struct bench_cfg *cfg, const char *given)
-{
-        const char *dir = getenv("RINGFLOW_BUILDDIR");
-        char exe[PATH_MAX];
-        ssize_t n;
-        int len;
-
-        if (given != NULL) {
-                len = snprintf(cfg->ingest, sizeof(cfg->ingest), "%s", given);
-        } else if (dir != NULL && dir[0] != '\0') {
-                len = snprintf(cfg->ingest, sizeof(cfg->ingest), "%s/%s", dir, INGEST_REL);
-        } else {
-                /* <builddir>/tools/ingestbench -> <builddir>/stages/ingest/ringflow-ingest */
-                n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-                if (n < 0)
-                        fatal(EXIT_TEMPORARY, "readlink /proc/self/exe");
-                exe[n] = '\0';
-                for (int up = 0; up < 2; up++) {
-                        char *slash = strrchr(exe, '/');
-
-                        if (slash != NULL)
-                                *slash = '\0';
-                }
-                len = snprintf(cfg->ingest, sizeof(cfg->ingest), "%s/%s", exe, INGEST_REL);
-        }
-        if (len < 0 || (size_t)len >= sizeof(cfg->ingest))
-                fatalx(EXIT_PERMANENT, "the path of ringflow-ingest is too long");
-        if (access(cfg->ingest, X_OK) != 0)
-                fatal(EXIT_TEMPORARY, "%s is not an executable (build it, or pass --ingest PATH)",
-                      cfg->ingest);
-}
-
 /*
  * Kills and reaps ingest if it runs: at the end of a run, and before the
  * instance it writes into is removed (at exit, or after a stop).
@@ -361,14 +320,6 @@ static pid_t start_ingest(const struct bench_cfg *cfg, int stdin_fd)
         return pid;
 }
 
-static void describe_status(char *buf, size_t len, int status)
-{
-        if (WIFSIGNALED(status))
-                snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
-        else
-                snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
-}
-
 /*
  * Waits until ingest holds the producer end of the ring: only then does the
  * clock start, so process start-up is not measured. Returns 0, or -1 with
@@ -391,7 +342,7 @@ static int wait_attached(struct ring *r, struct run_result *res)
                 }
                 if (waitpid(bench_child, &status, WNOHANG) == bench_child) {
                         bench_child = -1;
-                        describe_status(how, sizeof(how), status);
+                        bench_describe_status(how, sizeof(how), status);
                         snprintf(res->why, sizeof(res->why),
                                  "ringflow-ingest %s before attaching to its ring", how);
                         return -1;
@@ -581,22 +532,11 @@ static int reap_ingest(struct run_result *res)
         res->ingest_vol_ctxsw = ru.ru_nvcsw;
         res->ingest_invol_ctxsw = ru.ru_nivcsw;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                describe_status(how, sizeof(how), status);
+                bench_describe_status(how, sizeof(how), status);
                 snprintf(res->why, sizeof(res->why), "ringflow-ingest %s at the end", how);
                 return -1;
         }
         return 0;
-}
-
-static uint64_t stat_value(const struct stats_snapshot *s, const char *name, int *missing)
-{
-        const struct stats_value *v = stats_find(s, name);
-
-        if (v == NULL) {
-                *missing = 1;
-                return 0;
-        }
-        return v->value;
 }
 
 /* Reads ingest.stats and checks its counters against what the consumer saw. */
@@ -611,12 +551,12 @@ static int read_ingest_stats(const struct input *in, struct run_result *res)
                 log_warnx("stats_read %s: %s", STATS_FILE, why);
                 return 0;
         }
-        res->lines = stat_value(&snap, "stdin.lines", &missing);
-        res->accepted = stat_value(&snap, "stdin.accepted", &missing);
-        res->rejected = stat_value(&snap, "stdin.rejected", &missing);
-        res->bytes = stat_value(&snap, "stdin.bytes", &missing);
-        res->out_waits = stat_value(&snap, "out.waits", &missing);
-        res->out_wait_ns = stat_value(&snap, "out.wait_ns", &missing);
+        res->lines = bench_stat_value(&snap, "stdin.lines", &missing);
+        res->accepted = bench_stat_value(&snap, "stdin.accepted", &missing);
+        res->rejected = bench_stat_value(&snap, "stdin.rejected", &missing);
+        res->bytes = bench_stat_value(&snap, "stdin.bytes", &missing);
+        res->out_waits = bench_stat_value(&snap, "out.waits", &missing);
+        res->out_wait_ns = bench_stat_value(&snap, "out.wait_ns", &missing);
         parse = stats_find(&snap, "parse_ns");
         if (parse != NULL && parse->kind == STATS_HISTOGRAM) {
                 res->parse_count = parse->value;
@@ -700,7 +640,7 @@ static int run_one(const struct bench_cfg *cfg, const struct input *in, int file
                 res->load1 = -1;
         if (bench_machine_cpu_s(&busy0, &steal0) != 0)
                 busy0 = -1;
-        cpu0 = self_cpu_s();
+        cpu0 = bench_self_cpu_s();
         t0 = clock_mono_ns();
         if (!cfg->file_mode) {
                 if (pthread_create(&w.thread, NULL, writer_main, &w) != 0)
@@ -718,7 +658,7 @@ static int run_one(const struct bench_cfg *cfg, const struct input *in, int file
                         goto out;
                 }
         }
-        res->bench_cpu_s = self_cpu_s() - cpu0;
+        res->bench_cpu_s = bench_self_cpu_s() - cpu0;
         if (reap_ingest(res) != 0)
                 goto out;
         if (busy0 >= 0 && bench_machine_cpu_s(&res->busy_s, &res->steal_s) == 0) {
@@ -968,7 +908,7 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
                 cfg->events = QUICK_EVENTS;
         if (cfg->pin)
                 choose_cpus(cfg);
-        resolve_ingest(cfg, ingest);
+        bench_find_stage(cfg->ingest, sizeof(cfg->ingest), ingest, INGEST_REL, "--ingest");
 }
 
 int main(int argc, char **argv)

@@ -146,15 +146,6 @@ static void usage(FILE *f)
                 (unsigned long long)DEFAULT_SEED, STORE_REL, STORE_REL);
 }
 
-static double self_cpu_s(void)
-{
-        struct rusage ru;
-
-        if (getrusage(RUSAGE_SELF, &ru) != 0)
-                return 0;
-        return bench_tv_s(ru.ru_utime) + bench_tv_s(ru.ru_stime);
-}
-
 /* ---- input ---- */
 
 /*
@@ -219,38 +210,6 @@ static void make_input(const struct bench_cfg *cfg, struct input *in)
 }
 
 /* ---- the store process ---- */
-
-static void resolve_store(struct bench_cfg *cfg, const char *given)
-{
-        const char *dir = getenv("RINGFLOW_BUILDDIR");
-        char exe[PATH_MAX];
-        ssize_t n;
-        int len;
-
-        if (given != NULL) {
-                len = snprintf(cfg->store, sizeof(cfg->store), "%s", given);
-        } else if (dir != NULL && dir[0] != '\0') {
-                len = snprintf(cfg->store, sizeof(cfg->store), "%s/%s", dir, STORE_REL);
-        } else {
-                /* <builddir>/tools/storebench -> <builddir>/stages/store/ringflow-store */
-                n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-                if (n < 0)
-                        fatal(EXIT_TEMPORARY, "readlink /proc/self/exe");
-                exe[n] = '\0';
-                for (int up = 0; up < 2; up++) {
-                        char *slash = strrchr(exe, '/');
-
-                        if (slash != NULL)
-                                *slash = '\0';
-                }
-                len = snprintf(cfg->store, sizeof(cfg->store), "%s/%s", exe, STORE_REL);
-        }
-        if (len < 0 || (size_t)len >= sizeof(cfg->store))
-                fatalx(EXIT_PERMANENT, "the path of ringflow-store is too long");
-        if (access(cfg->store, X_OK) != 0)
-                fatal(EXIT_TEMPORARY, "%s is not an executable (build it, or pass --store PATH)",
-                      cfg->store);
-}
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -323,14 +282,6 @@ static pid_t start_store(const struct bench_cfg *cfg, const char *data_dir, int 
         return pid;
 }
 
-static void describe_status(char *buf, size_t len, int status)
-{
-        if (WIFSIGNALED(status))
-                snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
-        else
-                snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
-}
-
 /* 1 when the store has exited (then reaped, with how), else 0. */
 static int store_exited(char *how, size_t len)
 {
@@ -339,7 +290,7 @@ static int store_exited(char *how, size_t len)
         if (bench_child <= 0 || waitpid(bench_child, &status, WNOHANG) != bench_child)
                 return 0;
         bench_child = -1;
-        describe_status(how, len, status);
+        bench_describe_status(how, len, status);
         return 1;
 }
 
@@ -364,17 +315,6 @@ static int read_syscw(pid_t pid, uint64_t *out)
         }
         fclose(f);
         return err;
-}
-
-static uint64_t stat_value(const struct stats_snapshot *s, const char *name, int *missing)
-{
-        const struct stats_value *v = stats_find(s, name);
-
-        if (v == NULL) {
-                *missing = 1;
-                return 0;
-        }
-        return v->value;
 }
 
 /*
@@ -508,7 +448,7 @@ static int wait_committed(uint64_t n, struct run_result *res)
                                  STATS_STAGE, why);
                         return -1;
                 }
-                c = stat_value(&snap, "committed.count", &missing);
+                c = bench_stat_value(&snap, "committed.count", &missing);
                 stats_snapshot_free(&snap);
                 if (missing) {
                         snprintf(res->why, sizeof(res->why), "%s.stats has no committed.count",
@@ -555,12 +495,12 @@ static int read_store_stats(const struct input *in, struct run_result *res)
                 snprintf(res->why, sizeof(res->why), "stats_read %s.stats: %s", STATS_STAGE, why);
                 return -1;
         }
-        res->stored = stat_value(&snap, "events.stored", &missing);
-        res->duplicate = stat_value(&snap, "events.duplicate", &missing);
-        res->batches = stat_value(&snap, "batches", &missing);
-        res->vfs_submits = stat_value(&snap, "vfs.submits", &vmissing);
-        res->vfs_fsyncs = stat_value(&snap, "vfs.fsyncs", &vmissing);
-        res->vfs_errors = stat_value(&snap, "vfs.errors", &vmissing);
+        res->stored = bench_stat_value(&snap, "events.stored", &missing);
+        res->duplicate = bench_stat_value(&snap, "events.duplicate", &missing);
+        res->batches = bench_stat_value(&snap, "batches", &missing);
+        res->vfs_submits = bench_stat_value(&snap, "vfs.submits", &vmissing);
+        res->vfs_fsyncs = bench_stat_value(&snap, "vfs.fsyncs", &vmissing);
+        res->vfs_errors = bench_stat_value(&snap, "vfs.errors", &vmissing);
         /* The gauges exist for every store; they count only when it writes through uring. */
         res->have_vfs = !vmissing && res->vfs == VFS_URING;
         if (res->have_vfs && res->vfs_submits == 0)
@@ -627,7 +567,7 @@ static int stop_store(struct run_result *res)
         res->store_user_s = bench_tv_s(ru.ru_utime);
         res->store_sys_s = bench_tv_s(ru.ru_stime);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                describe_status(how, sizeof(how), status);
+                bench_describe_status(how, sizeof(how), status);
                 snprintf(res->why, sizeof(res->why), "ringflow-store %s after SIGTERM", how);
                 return -1;
         }
@@ -689,7 +629,7 @@ static int run_one(const struct bench_cfg *cfg, const struct input *in, int vfs,
                 res->load1 = -1;
         if (bench_machine_cpu_s(&busy0, &steal0) != 0)
                 busy0 = -1;
-        cpu0 = self_cpu_s();
+        cpu0 = bench_self_cpu_s();
         t0 = clock_mono_ns();
         if (produce(r, in, res) != 0)
                 goto out;
@@ -697,7 +637,7 @@ static int run_one(const struct bench_cfg *cfg, const struct input *in, int vfs,
         if (wait_committed(in->n, res) != 0)
                 goto out;
         res->seconds = (double)(clock_mono_ns() - t0) / 1e9;
-        res->bench_cpu_s = self_cpu_s() - cpu0;
+        res->bench_cpu_s = bench_self_cpu_s() - cpu0;
         if (res->have_syscw && read_syscw(pid, &syscw1) == 0)
                 res->syscw = syscw1 - syscw0;
         else
@@ -896,7 +836,7 @@ static void parse_args(int argc, char **argv, struct bench_cfg *cfg)
         bench_opt_end(argc, argv);
         if (cfg->quick && !events_set)
                 cfg->events = QUICK_EVENTS;
-        resolve_store(cfg, store);
+        bench_find_stage(cfg->store, sizeof(cfg->store), store, STORE_REL, "--store");
 }
 
 int main(int argc, char **argv)
