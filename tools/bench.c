@@ -13,9 +13,11 @@
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "clock.h"
 #include "instance.h"
 #include "log.h"
 #include "ring.h"
@@ -334,4 +336,24 @@ uint64_t bench_stat_value(const struct stats_snapshot *s, const char *name, int 
                 return 0;
         }
         return v->value;
+}
+
+int bench_child_wait(pid_t pid, int64_t deadline_ns, int64_t poll_ns, int *status, struct rusage *ru)
+{
+        const struct timespec pause = { poll_ns / NSEC_PER_SEC, poll_ns % NSEC_PER_SEC };
+
+        for (;;) {
+                pid_t got = wait4(pid, status, WNOHANG, ru);
+
+                if (got == pid)
+                        return 0;
+                if (got < 0 && errno != EINTR)
+                        return -errno;
+                if (clock_mono_ns() > deadline_ns || bench_stopping()) {
+                        kill(pid, SIGKILL);
+                        wait4(pid, status, 0, ru);
+                        return bench_stopping() ? -EINTR : -ETIMEDOUT;
+                }
+                nanosleep(&pause, NULL);
+        }
 }

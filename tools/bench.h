@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/time.h>
+#include <sys/types.h>
 
 #include "stats.h"
 
@@ -139,6 +141,14 @@ void bench_describe_status(char *buf, size_t len, int status);
  * is not an executable, naming flag as the way to pass another.
  */
 void bench_find_stage(char *out, size_t len, const char *given, const char *rel, const char *flag);
+
+/*
+ * Waits until child pid exits, polling every poll_ns, and reaps it into
+ * *status and *ru. Returns 0; -ETIMEDOUT past deadline_ns (CLOCK_MONOTONIC)
+ * or -EINTR once a stop was asked for (bench_stopping), in both cases with
+ * the child killed and reaped; or -errno from wait4.
+ */
+int bench_child_wait(pid_t pid, int64_t deadline_ns, int64_t poll_ns, int *status, struct rusage *ru);
 
 /* The value (or histogram count) named name in s; 0, and *missing set, when there is none. */
 uint64_t bench_stat_value(const struct stats_snapshot *s, const char *name, int *missing);

@@ -500,31 +500,19 @@ static int consume(struct ring *r, uint64_t expected, int64_t t0, struct run_res
 static int reap_ingest(struct run_result *res)
 {
         const int64_t deadline = clock_mono_ns() + EXIT_TIMEOUT_NS;
-        const struct timespec pause = { 0, POLL_NS };
         struct rusage ru;
-        int status;
+        int status, err;
         char how[64];
 
-        for (;;) {
-                pid_t pid = wait4(bench_child, &status, WNOHANG, &ru);
-
-                if (pid == bench_child)
-                        break;
-                if (pid < 0 && errno != EINTR) {
-                        snprintf(res->why, sizeof(res->why), "wait4: %s", strerror(errno));
-                        return -1;
-                }
-                if (clock_mono_ns() > deadline || bench_stopping()) {
-                        kill(bench_child, SIGKILL);
-                        wait4(bench_child, &status, 0, &ru);
-                        bench_child = -1;
-                        snprintf(res->why, sizeof(res->why), "%s",
-                                 bench_stopping() ? "interrupted"
-                                                  : "ringflow-ingest did not exit within 10 s after "
-                                                    "its input ended (--exit-on-eof); killed");
-                        return -1;
-                }
-                nanosleep(&pause, NULL);
+        err = bench_child_wait(bench_child, deadline, POLL_NS, &status, &ru);
+        if (err < 0) {
+                bench_child = -1;
+                snprintf(res->why, sizeof(res->why), "%s",
+                         err == -EINTR ? "interrupted"
+                         : err == -ETIMEDOUT ? "ringflow-ingest did not exit within 10 s after its "
+                                               "input ended (--exit-on-eof); killed"
+                                             : strerror(-err));
+                return -1;
         }
         bench_child = -1;
         res->ingest_user_s = bench_tv_s(ru.ru_utime);

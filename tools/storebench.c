@@ -536,32 +536,23 @@ static int read_store_stats(const struct input *in, struct run_result *res)
 static int stop_store(struct run_result *res)
 {
         const int64_t deadline = clock_mono_ns() + EXIT_TIMEOUT_NS;
-        const struct timespec pause = { 0, POLL_NS };
         struct rusage ru;
         char how[64];
-        int status;
+        int status, err;
 
         if (kill(bench_child, SIGTERM) != 0) {
                 snprintf(res->why, sizeof(res->why), "kill(SIGTERM): %s", strerror(errno));
                 return -1;
         }
-        for (;;) {
-                pid_t pid = wait4(bench_child, &status, WNOHANG, &ru);
-
-                if (pid == bench_child)
-                        break;
-                if (pid < 0 && errno != EINTR) {
-                        snprintf(res->why, sizeof(res->why), "wait4: %s", strerror(errno));
-                        return -1;
-                }
-                if (clock_mono_ns() > deadline || bench_stopping()) {
-                        snprintf(res->why, sizeof(res->why), "%s",
-                                 bench_stopping() ? "interrupted"
-                                                  : "ringflow-store did not exit within 30 s of "
-                                                    "SIGTERM; killed");
-                        return -1;
-                }
-                nanosleep(&pause, NULL);
+        err = bench_child_wait(bench_child, deadline, POLL_NS, &status, &ru);
+        if (err < 0) {
+                bench_child = -1;
+                snprintf(res->why, sizeof(res->why), "%s",
+                         err == -EINTR ? "interrupted"
+                         : err == -ETIMEDOUT ? "ringflow-store did not exit within 30 s of SIGTERM; "
+                                               "killed"
+                                             : strerror(-err));
+                return -1;
         }
         bench_child = -1;
         res->store_user_s = bench_tv_s(ru.ru_utime);
