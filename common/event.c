@@ -74,12 +74,6 @@ size_t event_record_max(const struct event_limits *l)
         return (n + 7) & ~(size_t)7;
 }
 
-/* 1 when s (len bytes) holds no NUL and is followed by one. */
-static int cstr_ok(const char *s, size_t len)
-{
-        return s[len] == '\0' && memchr(s, '\0', len) == NULL;
-}
-
 int event_decode(const void *payload, size_t len, struct event_view *ev, char *why, size_t whylen)
 {
         const char *b = payload, *s;
@@ -101,7 +95,7 @@ int event_decode(const void *payload, size_t len, struct event_view *ev, char *w
         if (h.id_len == 0 || h.type_len == 0 || h.source_len == 0 || h.data_len < 2)
                 return why_set(why, whylen, -EBADMSG,
                                "event record has an empty id, type or source, or no data object");
-        if (h.source_kind >= EVENT_SRC_COUNT || (h.flags & ~(EVENT_F_ID_GENERATED | EVENT_F_TS_DEFAULTED)) ||
+        if (h.source_kind >= EVENT_SRC_COUNT || (h.flags & ~(EVENT_F_ID_GENERATED | EVENT_F_TS_DEFAULTED | EVENT_F_LATE)) ||
             h.reserved != 0)
                 return why_set(why, whylen, -EBADMSG,
                                "event record has source kind %u, flags %#x, reserved %#x",
@@ -115,8 +109,8 @@ int event_decode(const void *payload, size_t len, struct event_view *ev, char *w
         ev->type = s += h.id_len + 1;
         ev->source = s += h.type_len + 1;
         ev->data = s += h.source_len + 1;
-        if (!cstr_ok(ev->id, h.id_len) || !cstr_ok(ev->type, h.type_len) ||
-            !cstr_ok(ev->source, h.source_len) || !cstr_ok(ev->data, h.data_len))
+        if (!event_cstr_ok(ev->id, h.id_len) || !event_cstr_ok(ev->type, h.type_len) ||
+            !event_cstr_ok(ev->source, h.source_len) || !event_cstr_ok(ev->data, h.data_len))
                 return why_set(why, whylen, -EBADMSG,
                                "event record strings are not NUL-terminated where their lengths say");
         if (ev->data[0] != '{' || ev->data[h.data_len - 1] != '}')
@@ -366,7 +360,7 @@ int event_reject_decode(const void *payload, size_t len, struct event_reject_vie
                         return why_set(why, whylen, -EBADMSG, "reject record has reserved bytes set");
         rv->raw = b + sizeof(h);
         rv->message = rv->raw + h.raw_len + 1;
-        if (rv->raw[h.raw_len] != '\0' || !cstr_ok(rv->message, h.message_len))
+        if (rv->raw[h.raw_len] != '\0' || !event_cstr_ok(rv->message, h.message_len))
                 return why_set(why, whylen, -EBADMSG,
                                "reject record raw bytes or message are not NUL-terminated where their "
                                "lengths say");
@@ -380,6 +374,13 @@ int event_reject_decode(const void *payload, size_t len, struct event_reject_vie
         rv->raw_total = h.raw_total;
         rv->message_len = h.message_len;
         return 0;
+}
+
+void event_set_flags(void *payload, unsigned flags)
+{
+        uint8_t f = (uint8_t)flags;
+
+        memcpy((char *)payload + offsetof(struct event_hdr, flags), &f, sizeof(f));
 }
 
 void event_reject_set_seq(void *payload, uint64_t seq)

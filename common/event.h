@@ -29,7 +29,8 @@ struct json_object;
 /* Ring record types (ring.h: application types start at 1). */
 #define EVENT_REC_EVENT 1u
 #define EVENT_REC_REJECT 2u
-/* 3 and up: window results and late events (the process stage). */
+#define EVENT_REC_WINDOW 3u     /* a window result (process -> store -> api) */
+#define EVENT_REC_LATE 4u       /* an event a window refused as too late (process -> store) */
 
 /* Built-in limits (DESIGN.md); the config can lower or raise them. */
 #define EVENT_MAX_SIZE_DEFAULT (64u * 1024u)    /* bytes of one JSON event */
@@ -132,6 +133,7 @@ struct event_hdr {
 
 #define EVENT_F_ID_GENERATED 0x01u      /* the input had no id: ingest made a UUIDv7 */
 #define EVENT_F_TS_DEFAULTED 0x02u      /* the input had no timestamp: receive time */
+#define EVENT_F_LATE 0x04u              /* process: at least one window refused it as late */
 
 /*
  * The largest EVENT_REC_EVENT payload event_parse can write for an input of
@@ -258,6 +260,98 @@ int event_reject_decode(const void *payload, size_t len, struct event_reject_vie
 
 /* Sets the sequence number of an encoded reject payload in place. */
 void event_reject_set_seq(void *payload, uint64_t seq);
+
+/* ---- window results and late events (event_window.c) ---- */
+
+/*
+ * An EVENT_REC_WINDOW payload: the result of one window for one key, emitted
+ * by the process stage when the window closes (final) or before, when the
+ * window asks for early results. The header, then name NUL key NUL
+ * aggregates NUL:
+ *   name        the window's config name ("clicks_per_minute");
+ *   key         the group_by values as a compact JSON array, in group_by
+ *               order (["user_action","click"]; [] without group_by; a
+ *               missing field is null);
+ *   aggregates  a compact JSON object, one member per configured aggregate
+ *               under its config spelling ({"count":12,"sum(data.amount)":3.5,
+ *               "p99(data.latency_ms)":41.2}); a value no event gave is null.
+ * The store upserts by (name, key, start): a later result for the same
+ * window and key replaces the earlier one, so a replay never doubles.
+ */
+struct event_window_hdr {
+        int64_t start_ms;               /* window start, event time, inclusive */
+        int64_t end_ms;                 /* window end, event time, exclusive */
+        int64_t emitted_ns;             /* CLOCK_REALTIME when process emitted it */
+        uint64_t count;                 /* events counted in the window for this key */
+        uint16_t name_len;
+        uint16_t key_len;
+        uint32_t aggregates_len;
+        uint8_t final;                  /* 1: the window closed; 0: an early result */
+        uint8_t reserved[7];
+};
+
+#define EVENT_WINDOW_NAME_MAX 128u      /* bytes of a window's name */
+
+/* A decoded (or to be encoded) window result; strings NUL-terminated. */
+struct event_window_view {
+        int64_t start_ms, end_ms, emitted_ns;
+        uint64_t count;
+        int final;
+        const char *name, *key, *aggregates;
+        uint32_t name_len, key_len, aggregates_len;
+};
+
+/* Bytes the EVENT_REC_WINDOW payload of w needs (its lengths are used). */
+size_t event_window_size(const struct event_window_view *w);
+
+/*
+ * Writes w as an EVENT_REC_WINDOW payload into out (cap bytes). Returns its
+ * length, -ENOBUFS when cap is too small, or -EINVAL when a length is over
+ * its field (name over EVENT_WINDOW_NAME_MAX, key over 65535) or
+ * end_ms < start_ms.
+ */
+long event_window_encode(void *out, size_t cap, const struct event_window_view *w);
+
+/* Validates a window payload read from a ring and fills *w. Returns 0 or -EBADMSG with why. */
+int event_window_decode(const void *payload, size_t len, struct event_window_view *w,
+                        char *why, size_t whylen);
+
+/*
+ * An EVENT_REC_LATE payload: one event that arrived after a window's
+ * watermark had passed it (event time older than the watermark minus
+ * allowed_lateness). The event itself still travels on as its own
+ * EVENT_REC_EVENT with EVENT_F_LATE set, so it is stored like any other;
+ * this record says which window refused it and why, once per window.
+ * The header, then window NUL id NUL.
+ */
+struct event_late_hdr {
+        uint64_t seq;                   /* the event's pipeline sequence number */
+        int64_t timestamp_ms;           /* the event's time */
+        int64_t watermark_ms;           /* the window's watermark when it arrived */
+        int64_t received_ns;            /* the event's receive time */
+        uint16_t window_len;
+        uint16_t id_len;
+        uint32_t reserved;              /* zero */
+};
+
+struct event_late_view {
+        uint64_t seq;
+        int64_t timestamp_ms, watermark_ms, received_ns;
+        const char *window, *id;
+        uint32_t window_len, id_len;
+};
+
+/* Bytes the EVENT_REC_LATE payload of l needs. */
+size_t event_late_size(const struct event_late_view *l);
+
+/* Writes l as an EVENT_REC_LATE payload. Returns its length, -ENOBUFS or -EINVAL (a length over its field). */
+long event_late_encode(void *out, size_t cap, const struct event_late_view *l);
+
+/* Validates a late payload and fills *l. Returns 0 or -EBADMSG with why. */
+int event_late_decode(const void *payload, size_t len, struct event_late_view *l, char *why, size_t whylen);
+
+/* Sets the EVENT_F_* flags of an encoded EVENT_REC_EVENT payload in place (process: EVENT_F_LATE). */
+void event_set_flags(void *payload, unsigned flags);
 
 /* "stdin", "unix", "tcp", "api" */
 const char *event_source_name(enum event_source kind);

@@ -5,12 +5,21 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "event.h"
 
 /* The fixed headers are part of the ring format: their size must never drift. */
 _Static_assert(sizeof(struct event_hdr) == 48, "event_hdr layout changed");
 _Static_assert(sizeof(struct event_reject_hdr) == 48, "event_reject_hdr layout changed");
+_Static_assert(sizeof(struct event_window_hdr) == 48, "event_window_hdr layout changed");
+_Static_assert(sizeof(struct event_late_hdr) == 40, "event_late_hdr layout changed");
+
+/* 1 when s (len bytes) holds no NUL and is followed by one. */
+static inline int event_cstr_ok(const char *s, size_t len)
+{
+        return s[len] == '\0' && memchr(s, '\0', len) == NULL;
+}
 
 /* Room after the data's NUL so a record bound never has to be exact to the byte. */
 #define EVENT_RECORD_SLACK 8u

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "event.h"
+#include "why.h"
 
 #define RECV_NS INT64_C(1700000000123456789)
 
@@ -484,4 +485,116 @@ Test(event_uuid, times_outside_48_bits_are_clamped)
         assert_uuid7_shape(u);
         cr_assert_eq(uuid_ms(u), (1LL << 48) - 1);
         event_parser_destroy(p);
+}
+
+/* ---- window results and late events ---- */
+
+TestSuite(event_window, .timeout = 30);
+
+static struct event_window_view window_sample(void)
+{
+        struct event_window_view w = {
+                .start_ms = 60000, .end_ms = 120000, .emitted_ns = RECV_NS, .count = 12, .final = 1,
+                .name = "clicks", .key = "[\"user_action\",\"click\"]",
+                .aggregates = "{\"count\":12,\"sum(data.amount)\":3.5}",
+        };
+
+        w.name_len = (uint32_t)strlen(w.name);
+        w.key_len = (uint32_t)strlen(w.key);
+        w.aggregates_len = (uint32_t)strlen(w.aggregates);
+        return w;
+}
+
+Test(event_window, encode_then_decode_gives_every_field_back)
+{
+        struct event_window_view w = window_sample(), d;
+        char buf[256], why[WHY_MAX];
+        long n = event_window_encode(buf, sizeof(buf), &w);
+
+        cr_assert_eq(n, (long)event_window_size(&w));
+        cr_assert_eq(event_window_decode(buf, (size_t)n, &d, why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(d.start_ms, 60000);
+        cr_assert_eq(d.end_ms, 120000);
+        cr_assert_eq(d.emitted_ns, RECV_NS);
+        cr_assert_eq(d.count, 12);
+        cr_assert_eq(d.final, 1);
+        cr_assert_str_eq(d.name, "clicks");
+        cr_assert_str_eq(d.key, w.key);
+        cr_assert_str_eq(d.aggregates, w.aggregates);
+        cr_assert_eq(d.aggregates_len, w.aggregates_len);
+}
+
+Test(event_window, encode_refuses_what_decode_would_refuse)
+{
+        struct event_window_view w = window_sample();
+        char buf[256];
+
+        cr_assert_eq(event_window_encode(buf, 10, &w), -ENOBUFS);
+        w.end_ms = w.start_ms - 1;
+        cr_assert_eq(event_window_encode(buf, sizeof(buf), &w), -EINVAL);
+        w = window_sample();
+        w.name_len = EVENT_WINDOW_NAME_MAX + 1;
+        cr_assert_eq(event_window_encode(buf, sizeof(buf), &w), -EINVAL);
+}
+
+Test(event_window, decode_rejects_corruption_with_a_reason)
+{
+        struct event_window_view w = window_sample(), d;
+        char buf[256], why[WHY_MAX];
+        long n = event_window_encode(buf, sizeof(buf), &w);
+        struct event_window_hdr h;
+
+        cr_assert_gt(n, 0);
+        cr_assert_eq(event_window_decode(buf, (size_t)n - 1, &d, why, sizeof(why)), -EBADMSG);
+        cr_assert(strstr(why, "need") != NULL, "%s", why);
+        cr_assert_eq(event_window_decode(buf, 8, &d, why, sizeof(why)), -EBADMSG);
+        buf[sizeof(h) + w.name_len] = 'x';      /* the name's NUL */
+        cr_assert_eq(event_window_decode(buf, (size_t)n, &d, why, sizeof(why)), -EBADMSG);
+        cr_assert(strstr(why, "NUL") != NULL, "%s", why);
+        event_window_encode(buf, sizeof(buf), &w);
+        buf[sizeof(h) + w.name_len + 1] = '{';  /* the key's '[' */
+        cr_assert_eq(event_window_decode(buf, (size_t)n, &d, why, sizeof(why)), -EBADMSG);
+        event_window_encode(buf, sizeof(buf), &w);
+        memcpy(&h, buf, sizeof(h));
+        h.final = 7;
+        memcpy(buf, &h, sizeof(h));
+        cr_assert_eq(event_window_decode(buf, (size_t)n, &d, why, sizeof(why)), -EBADMSG);
+}
+
+Test(event_window, late_record_round_trip_and_corruption)
+{
+        struct event_late_view l = { .seq = 77, .timestamp_ms = 1000, .watermark_ms = 9000,
+                                     .received_ns = RECV_NS, .window = "clicks", .window_len = 6,
+                                     .id = "abc", .id_len = 3 }, d;
+        char buf[128], why[WHY_MAX];
+        long n = event_late_encode(buf, sizeof(buf), &l);
+
+        cr_assert_eq(n, (long)event_late_size(&l));
+        cr_assert_eq(event_late_decode(buf, (size_t)n, &d, why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(d.seq, 77);
+        cr_assert_eq(d.timestamp_ms, 1000);
+        cr_assert_eq(d.watermark_ms, 9000);
+        cr_assert_eq(d.received_ns, RECV_NS);
+        cr_assert_str_eq(d.window, "clicks");
+        cr_assert_str_eq(d.id, "abc");
+        cr_assert_eq(event_late_decode(buf, (size_t)n + 8, &d, why, sizeof(why)), -EBADMSG);
+        buf[n - 1] = 'z';
+        cr_assert_eq(event_late_decode(buf, (size_t)n, &d, why, sizeof(why)), -EBADMSG);
+        l.id_len = 0;
+        cr_assert_eq(event_late_encode(buf, sizeof(buf), &l), -EINVAL);
+}
+
+Test(event_window, late_flag_set_in_place_survives_decode)
+{
+        size_t len;
+        char *rec = record_of("{\"type\":\"a\",\"source\":\"b\"}", &len);
+        struct event_view ev;
+        char why[WHY_MAX];
+
+        event_set_flags(rec, EVENT_F_ID_GENERATED | EVENT_F_TS_DEFAULTED | EVENT_F_LATE);
+        cr_assert_eq(event_decode(rec, len, &ev, why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(ev.flags, EVENT_F_ID_GENERATED | EVENT_F_TS_DEFAULTED | EVENT_F_LATE);
+        event_set_flags(rec, 0x80);
+        cr_assert_eq(event_decode(rec, len, &ev, why, sizeof(why)), -EBADMSG);
+        free(rec);
 }
