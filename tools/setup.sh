@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# setup.sh: installs every Debian package ringflow needs to build and test.
+# setup.sh: installs every Debian package ringflow needs to build and test
+# (systemd for systemd-analyze, which checks the shipped units).
 # Idempotent: packages already installed are not fetched again. Needs root
 # (or sudo) only when something is missing.
 set -euo pipefail
@@ -10,6 +11,7 @@ packages=(
         clang libclang-rt-14-dev
         libmicrohttpd-dev libjson-c-dev libsqlite3-dev liburing-dev
         libinih-dev libwslay-dev libsystemd-dev libcriterion-dev
+        systemd
 )
 
 missing=()
