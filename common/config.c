@@ -112,6 +112,19 @@ static const struct config_key config_keys[] = {
         ENUM("store", vfs, config_vfs, "uring", "uring | unix: how SQLite writes (uring falls back to unix)"),
         SIZE("store", store_batch, 1, 1000000, "10000", "records per transaction at most"),
         DURATION("store", store_batch_wait, "20ms", "how long a transaction waits for more records"),
+
+        /* [supervise]: ringflowd, the supervisor (stages/supervise) */
+        STR("supervise", stages, "ingest, process, store, api",
+            "the stages ringflowd runs, in pipeline order (start and drain order)"),
+        STR("supervise", stage_dir, "",
+            "directory of the ringflow-STAGE binaries (default: ringflowd's own, then the build tree)"),
+        DURATION("supervise", watchdog, "10s",
+                 "a stage whose heartbeat stops this long is killed and restarted (0: no watchdog)"),
+        DURATION("supervise", restart_min, "100ms", "first delay before restarting a failed stage"),
+        DURATION("supervise", restart_max, "30s", "longest delay between restarts (the delay doubles)"),
+        DURATION("supervise", restart_reset, "60s", "a stage up this long has its restart delay reset"),
+        DURATION("supervise", shutdown_timeout, "30s",
+                 "how long a graceful stop may take before what remains is killed"),
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

@@ -102,6 +102,16 @@ struct config {
         uint64_t store_batch;           /* records per transaction at most */
         int64_t store_batch_wait;       /* ns a batch may wait for more records */
 
+        /* [supervise] */
+#define CONFIG_STAGES_MAX 128           /* bytes of the stages list */
+        char stages[CONFIG_STAGES_MAX]; /* "ingest, process, store, api": pipeline order */
+        char stage_dir[CONFIG_PATH_MAX];        /* "" = ringflowd's directory, then the build tree */
+        int64_t watchdog;               /* ns without a heartbeat before a kill; 0 = off */
+        int64_t restart_min;            /* ns: first restart delay */
+        int64_t restart_max;            /* ns: the delay doubles up to this */
+        int64_t restart_reset;          /* ns up before the delay goes back to restart_min */
+        int64_t shutdown_timeout;       /* ns a graceful stop may take */
+
         /* Named sections ([window x], [filter y]) in file order. */
         struct config_named *named;
         unsigned nnamed;
