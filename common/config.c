@@ -125,6 +125,22 @@ static const struct config_key config_keys[] = {
         DURATION("supervise", restart_reset, "60s", "a stage up this long has its restart delay reset"),
         DURATION("supervise", shutdown_timeout, "30s",
                  "how long a graceful stop may take before what remains is killed"),
+        /* [api]: the HTTP server (stages/api) */
+        STR("api", listen, "127.0.0.1:8080", "host:port the HTTP API listens on (port 0: any free port)"),
+        STR("api", ingest_token, "", "bearer token POSTs must carry (\"\": none)"),
+        STR("api", read_token, "", "bearer token GETs must carry (\"\": none)"),
+        STR("api", ui_dir, "", "directory of the dashboard's static files (\"\": none)"),
+        DURATION("api", ack_timeout, "10s", "how long ?ack=stored waits for the store's commit (then 504)"),
+        DURATION("api", api_connection_timeout, "15s", "an idle or too slow HTTP connection is closed after this"),
+        SIZE("api", api_max_connections, 1, 65536, "1024", "HTTP connections at once"),
+        SIZE("api", api_max_per_ip, 0, 65536, "256", "HTTP connections at once from one address (0: no limit)"),
+        SIZE("api", api_max_body, 1024, 256u << 20, "1M", "bytes of a batch POST body (also after gzip decoding)"),
+        SIZE("api", api_max_body_single, 256, 16u << 20, "64K", "bytes of a single-event POST body"),
+        SIZE("api", api_max_header, 4096, 1u << 20, "32K", "bytes of memory per connection for the request line and headers"),
+        SIZE("api", api_rate, 0, UINT32_MAX, "0", "events/s one client address may POST (0: unlimited); more get 429"),
+        SIZE("api", api_burst, 0, UINT32_MAX, "0", "events a client may POST at once above the rate (0: one second's worth)"),
+        SIZE("api", api_rate_clients, 16, 1u << 20, "4096", "client addresses whose rate is tracked at once"),
+        DURATION("api", health_stale, "5s", "a stage whose heartbeat is older than this is reported down"),
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

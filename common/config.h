@@ -111,6 +111,22 @@ struct config {
         int64_t restart_max;            /* ns: the delay doubles up to this */
         int64_t restart_reset;          /* ns up before the delay goes back to restart_min */
         int64_t shutdown_timeout;       /* ns a graceful stop may take */
+        /* [api] */
+        char listen[CONFIG_ADDR_MAX];   /* host:port of the HTTP server */
+        char ingest_token[256];         /* bearer token for POSTs, "" = none */
+        char read_token[256];           /* bearer token for GETs, "" = none */
+        char ui_dir[CONFIG_PATH_MAX];   /* the dashboard's files, "" = none */
+        int64_t ack_timeout;            /* ns ?ack=stored waits at most */
+        int64_t api_connection_timeout; /* ns */
+        uint64_t api_max_connections;
+        uint64_t api_max_per_ip;        /* 0 = no limit */
+        uint64_t api_max_body;          /* bytes of a batch body, also decoded */
+        uint64_t api_max_body_single;   /* bytes of a single-event body */
+        uint64_t api_max_header;        /* MHD's memory per connection */
+        uint64_t api_rate;              /* events/s per client address, 0 = unlimited */
+        uint64_t api_burst;             /* 0 = one second of api_rate */
+        uint64_t api_rate_clients;      /* client addresses tracked */
+        int64_t health_stale;           /* ns without a heartbeat before a stage counts as down */
 
         /* Named sections ([window x], [filter y]) in file order. */
         struct config_named *named;

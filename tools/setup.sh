@@ -10,7 +10,7 @@ packages=(
         build-essential autoconf automake pkg-config
         clang libclang-rt-14-dev
         libmicrohttpd-dev libjson-c-dev libsqlite3-dev liburing-dev
-        libinih-dev libwslay-dev libsystemd-dev libcriterion-dev
+        libinih-dev libwslay-dev libsystemd-dev libcriterion-dev zlib1g-dev
         systemd
 )
 

@@ -50,6 +50,8 @@ static void ingest_stats_defs(struct stats_def *defs, char (*names)[STATS_NAME_M
                 { "out.wait_ns", STATS_COUNTER }, { "out.records", STATS_COUNTER },
                 { "out.bytes", STATS_COUNTER }, { "seq", STATS_GAUGE },
                 { "parse_ns", STATS_HISTOGRAM },
+                /* The api's ?ack=stored: the last api record published, its seq then its end (api.origin). */
+                { "api.seq", STATS_GAUGE }, { "api.origin", STATS_GAUGE },
         };
 
         for (int k = EVENT_SRC_STDIN; k < EVENT_SRC_COUNT; k++) {
@@ -460,6 +462,7 @@ int ingest_flush(struct ingest *st)
                         st->published = st->ps;
         }
         ingest_count_published(st);
+        api_published(st);
         /* 3. The api records' output is published: the api ring may reuse them. */
         api_release(st);
         return 0;

@@ -122,6 +122,8 @@ enum {
         ST_OUT_BYTES,
         ST_SEQ,
         ST_PARSE_NS,
+        ST_API_SEQ,
+        ST_API_ORIGIN,
         ST_COUNT
 };
 
@@ -168,6 +170,8 @@ struct ingest {
         int api_have;
         struct ring_mark api_mark;      /* after the last api record written */
         struct ring_mark api_done;      /* what ring_done was last given */
+        uint64_t api_seq;               /* the seq of the last api record written */
+        uint64_t api_shown;             /* the api->ingest position api.origin shows */
 
         struct bucket bucket[EVENT_SRC_COUNT];
         int64_t throttled_since[EVENT_SRC_COUNT];       /* 0: not held back now */
@@ -288,6 +292,15 @@ int api_round(struct ingest *st, uint64_t *budget);
 
 /* After the output is published: ring_done up to the api mark. */
 void api_release(struct ingest *st);
+
+/*
+ * After the output is published: sets the gauges api.seq (the seq of the
+ * last api record) and then api.origin (the api->ingest position after it),
+ * each a store-release, for the api's ?ack=stored. A reader that loads
+ * api.origin >= P (acquire) then reads an api.seq at least that of the
+ * record ending at P.
+ */
+void api_published(struct ingest *st);
 
 /* ---- ingest.c ---- */
 

@@ -3,6 +3,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,7 @@ int api_round(struct ingest *st, uint64_t *budget)
                         return err;
                 st->pend.bytes[EVENT_SRC_API] += st->api_rec.len;
                 st->api_mark = st->api_rec.next;
+                st->api_seq = st->seq;  /* publish_api gave the record (event or reject) the last seq */
                 st->api_have = 0;
                 st->dirty = 1;
                 n++;
@@ -122,4 +124,19 @@ void api_release(struct ingest *st)
                           strerror(-err));
         else
                 st->api_done = st->api_mark;
+}
+
+void api_published(struct ingest *st)
+{
+        if (st->api == NULL || st->api_mark.pos == st->api_shown)
+                return;
+        /*
+         * seq first: whoever sees the new origin must see a seq at least this
+         * new. Records skipped after a restart have no seq of this run: the
+         * last seq published is then an upper bound, which only makes an ack wait longer.
+         */
+        atomic_store_explicit(st->slot[ST_API_SEQ], st->api_seq != 0 ? st->api_seq : st->seq,
+                              memory_order_release);
+        atomic_store_explicit(st->slot[ST_API_ORIGIN], st->api_mark.pos, memory_order_release);
+        st->api_shown = st->api_mark.pos;
 }

@@ -42,6 +42,7 @@ enum {
         ST_WIN_ANY,
         ST_REJ_DESC,
         ST_REJ_ASC,
+        ST_EV_FROM,
         ST_COUNT
 };
 
@@ -73,6 +74,12 @@ static const char *const sql_text[ST_COUNT] = {
         [ST_REJ_ASC] = "SELECT seq, received, source, reason, message, offset, raw, raw_total"
                        " FROM rejects WHERE seq > ?1 AND received >= ?2 AND received < ?3"
                        " ORDER BY seq LIMIT ?4",
+        /*
+         * Events in insertion order from a rowid on: the store inserts in ring
+         * order, so inside one file rowid order is seq order and a seq is found
+         * by bisecting rowids (query_events_after) without an index on seq.
+         */
+        [ST_EV_FROM] = EV_SELECT "rowid >= ?1 ORDER BY rowid LIMIT ?2",
 };
 
 /* One listed partition file, and its connection when open. */
@@ -517,7 +524,7 @@ static int bind_events(struct query *q, struct qpart *p, const struct query_even
         int desc = !r->oldest_first;
         int f = (r->type ? F_TYPE : 0) | (r->source ? F_SOURCE : 0);
         int64_t lo = r->from_ms, hi, tie;
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         int rc;
 
         if (desc) {
@@ -859,4 +866,169 @@ int query_rejects(struct query *q, const struct query_rejects_req *r, query_reje
         if (w.more)
                 cursor_write(pg->next, 'r', desc, &last);
         return 0;
+}
+
+/* ---- events after a seq (Last-Event-ID resumes) ---- */
+
+/* Where one partition's walk stands: its next row's rowid and seq. */
+struct after_part {
+        int64_t rowid;
+        uint64_t seq;
+        int have;
+};
+
+/*
+ * Reads the first row of p at rowid >= from. Returns 1 with *rowid and *seq,
+ * 0 when there is none, or -errno.
+ */
+static int row_from(struct query *q, struct qpart *p, int64_t from, int64_t *rowid, uint64_t *seq,
+                    char *why, size_t whylen)
+{
+        sqlite3_stmt *st = NULL;
+        int rc, src;
+
+        if ((rc = stmt(q, p, ST_EV_FROM, &st, why, whylen)) < 0)
+                return rc;
+        src = sqlite3_bind_int64(st, 1, from);
+        if (src == SQLITE_OK)
+                src = sqlite3_bind_int64(st, 2, 1);
+        if (src == SQLITE_OK)
+                src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+                *rowid = sqlite3_column_int64(st, 0);
+                *seq = (uint64_t)sqlite3_column_int64(st, 4);
+                done(st);
+                return 1;
+        }
+        return rows_end(q, p, st, src, "finding a seq", why, whylen);
+}
+
+/* Finds p's first row with seq > after by bisecting rowids (seq grows with rowid in a file). */
+static int first_after(struct query *q, struct qpart *p, uint64_t after, struct after_part *ap,
+                       char *why, size_t whylen)
+{
+        int64_t lo = 0, hi = 0, rowid;
+        uint64_t seq;
+        int rc;
+
+        rc = one_int(p->db, "SELECT max(rowid) FROM events", &hi);
+        if (rc != SQLITE_ROW)
+                return fail_sql(q, p, p->db, rc, "reading the last rowid", why, whylen);
+        if (hi == INT64_MAX)
+                return why_set(why, whylen, -EOVERFLOW, "query: %s/%s: rowids exhausted", q->dir,
+                               p->pi.name);
+        hi++;
+        /* The least x in [lo, hi] whose first row at or after x is absent or has seq > after. */
+        while (lo < hi) {
+                int64_t mid = lo + (hi - lo) / 2;
+
+                rc = row_from(q, p, mid, &rowid, &seq, why, whylen);
+                if (rc < 0)
+                        return rc;
+                if (rc == 0 || seq > after)
+                        hi = mid;
+                else
+                        lo = rowid + 1;
+        }
+        rc = row_from(q, p, lo, &ap->rowid, &ap->seq, why, whylen);
+        if (rc < 0)
+                return rc;
+        ap->have = rc;
+        return 0;
+}
+
+int query_events_after(struct query *q, uint64_t after, unsigned limit, query_event_fn fn,
+                       void *arg, struct query_page *pg, char *why, size_t whylen)
+{
+        struct walk w = { cap_limit(limit), 0, 0 };
+        struct after_part *ap = NULL;
+        int rc;
+
+        memset(pg, 0, sizeof(*pg));
+        if ((rc = refresh(q, INT64_MIN, INT64_MAX, why, whylen)) < 0)
+                return rc;
+        if (q->n == 0)
+                return 0;
+        ap = calloc(q->n, sizeof(*ap));
+        if (ap == NULL)
+                return why_set(why, whylen, -ENOMEM, "query: out of memory");
+        for (size_t k = 0; k < q->n; k++) {
+                if ((rc = part_use(q, &q->parts[k], why, whylen)) < 0)
+                        goto out;
+                if (rc > 0)
+                        continue;
+                if ((rc = first_after(q, &q->parts[k], after, &ap[k], why, whylen)) < 0)
+                        goto out;
+        }
+        /*
+         * Merge by seq: take rows from the partition with the least next seq
+         * until its seq passes the least next seq of the others.
+         */
+        while (!w.more) {
+                size_t best = q->n;
+                uint64_t bound = UINT64_MAX;
+                struct qpart *p;
+                sqlite3_stmt *st = NULL;
+                int src;
+
+                for (size_t k = 0; k < q->n; k++)
+                        if (ap[k].have && (best == q->n || ap[k].seq < ap[best].seq))
+                                best = k;
+                if (best == q->n)
+                        break;
+                for (size_t k = 0; k < q->n; k++)
+                        if (k != best && ap[k].have && ap[k].seq < bound)
+                                bound = ap[k].seq;
+                p = &q->parts[best];
+                if ((rc = part_use(q, p, why, whylen)) < 0)
+                        goto out;
+                if (rc > 0) {
+                        ap[best].have = 0;
+                        continue;
+                }
+                if ((rc = stmt(q, p, ST_EV_FROM, &st, why, whylen)) < 0)
+                        goto out;
+                src = sqlite3_bind_int64(st, 1, ap[best].rowid);
+                if (src == SQLITE_OK)
+                        src = sqlite3_bind_int64(st, 2, (int64_t)(w.limit - w.rows) + 1);
+                ap[best].have = 0;
+                while (src == SQLITE_OK || src == SQLITE_ROW) {
+                        struct query_event ev;
+                        uint64_t seq;
+
+                        if ((src = sqlite3_step(st)) != SQLITE_ROW)
+                                break;
+                        seq = (uint64_t)sqlite3_column_int64(st, 4);
+                        if (seq > bound) {
+                                ap[best].rowid = sqlite3_column_int64(st, 0);
+                                ap[best].seq = seq;
+                                ap[best].have = 1;
+                                break;
+                        }
+                        if (w.rows == w.limit) {
+                                w.more = 1;
+                                break;
+                        }
+                        event_row(st, &ev);
+                        if (ev.id == NULL) {
+                                src = SQLITE_NOMEM;
+                                break;
+                        }
+                        if ((rc = fn(arg, &ev)) != 0) {
+                                rc = stopped(st, rc, why, whylen);
+                                goto out;
+                        }
+                        w.rows++;
+                        /* Where this file goes on if the page ends on the limit mid-file. */
+                        ap[best].rowid = sqlite3_column_int64(st, 0) + 1;
+                }
+                if ((rc = rows_end(q, p, st, src, "reading events after a seq", why, whylen)) < 0)
+                        goto out;
+        }
+        pg->rows = w.rows;
+        pg->more = w.more;
+        rc = 0;
+out:
+        free(ap);
+        return rc;
 }

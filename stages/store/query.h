@@ -175,6 +175,17 @@ int query_rejects(struct query *q, const struct query_rejects_req *r, query_reje
                   void *arg, struct query_page *pg, char *why, size_t whylen);
 
 /*
+ * Events with seq > after, across partitions in seq order, at most limit
+ * (capped as for query_events): what a live stream resuming from
+ * Last-Event-ID missed. Inside a file rows are found by bisecting rowids,
+ * which follow seq because the store inserts in ring order. pg->more says
+ * whether more exist (continue after the last row's seq); there is no
+ * cursor. Returns 0 or -errno as query_events.
+ */
+int query_events_after(struct query *q, uint64_t after, unsigned limit, query_event_fn fn,
+                       void *arg, struct query_page *pg, char *why, size_t whylen);
+
+/*
  * The SQL text of the i-th statement the library prepares (for tests and
  * EXPLAIN QUERY PLAN), or NULL when i is past the last.
  */

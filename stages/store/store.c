@@ -45,7 +45,7 @@ enum {
         S_REJECTS_STORED, S_REJECTS_REPLAYED, S_RECORDS_BAD, S_RECORDS_UNKNOWN, S_BATCHES,
         S_BATCH_RECORDS, S_COMMIT_NS, S_LIVE_SENT, S_LIVE_DROPPED, S_RETENTION_REMOVED,
         S_PARTITIONS_OPEN, S_COMMITTED_POS, S_COMMITTED_COUNT, S_CURSOR_COUNT, S_COMMIT_ERRORS,
-        S_VFS_SUBMITS, S_VFS_FSYNCS, S_VFS_ERRORS, S_COUNT
+        S_VFS_SUBMITS, S_VFS_FSYNCS, S_VFS_ERRORS, S_COMMITTED_SEQ, S_COUNT
 };
 
 static const struct stats_def store_defs[S_COUNT] = {
@@ -72,6 +72,8 @@ static const struct stats_def store_defs[S_COUNT] = {
         [S_VFS_SUBMITS] = { "vfs.submits", STATS_GAUGE },
         [S_VFS_FSYNCS] = { "vfs.fsyncs", STATS_GAUGE },
         [S_VFS_ERRORS] = { "vfs.errors", STATS_GAUGE },
+        /* The highest event/reject seq of the last committed batch: the api's ?ack=stored waits for it. */
+        [S_COMMITTED_SEQ] = { "committed.seq", STATS_GAUGE },
 };
 
 /* An event of the open batch that was stored: its payload in ring memory, for the live ring. */
@@ -100,6 +102,7 @@ struct store {
         int64_t deadline;               /* CLOCK_MONOTONIC: commit by then */
         struct ring_mark mark;          /* after its last record */
         struct batch_tally t;
+        uint64_t max_seq;               /* the highest event/reject seq in it */
         struct live_ref *refs;          /* stored events, cfg.store_batch at most */
         unsigned nrefs;
 
@@ -360,6 +363,8 @@ static int store_put(struct store *st, const struct ring_rec *rec)
                                           (unsigned long long)st->bad, w);
                         return 0;
                 }
+                if (ev.seq > st->max_seq)
+                        st->max_seq = ev.seq;
                 rc = writer_put_event(st->w, rec->next, &ev);
                 if (rc == WRITER_STORED) {
                         st->t.stored++;
@@ -383,6 +388,8 @@ static int store_put(struct store *st, const struct ring_rec *rec)
                                           (unsigned long long)st->bad, w);
                         return 0;
                 }
+                if (rv.seq > st->max_seq)
+                        st->max_seq = rv.seq;
                 rc = writer_put_reject(st->w, rec->next, &rv);
                 if (rc == WRITER_STORED)
                         st->t.rejects++;
@@ -524,6 +531,9 @@ int store_flush(struct store *st, int force)
                 return store_fail(st, err, "process-store.ring: ring_done: %s", ring_why(st->in));
         stats_set(st->slot[S_COMMITTED_POS], st->mark.pos);
         stats_set(st->slot[S_COMMITTED_COUNT], st->mark.count);
+        /* Records arrive in seq order, so every seq up to this one is committed (or was filtered). */
+        if (st->max_seq != 0)
+                atomic_store_explicit(st->slot[S_COMMITTED_SEQ], st->max_seq, memory_order_release);
         writer_counters(st->w, &wc);
         stats_set(st->slot[S_EVENTS_FUTURE], wc.future);
         if (wc.opens != st->opens_seen) {
