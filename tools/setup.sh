@@ -13,6 +13,8 @@ packages=(
         libinih-dev libwslay-dev libsystemd-dev libcriterion-dev zlib1g-dev
         systemd
 )
+# The dashboard's end-to-end test: Debian's browser, and node for playwright-core.
+packages+=(chromium nodejs)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -21,16 +23,36 @@ for p in "${packages[@]}"; do
         fi
 done
 
-if [ "${#missing[@]}" -eq 0 ]; then
-        echo "setup: all ${#packages[@]} build and test packages are installed"
-        exit 0
-fi
-
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
         sudo="sudo"
 fi
-echo "setup: installing ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+apt_install() {
+        if [ -n "$sudo" ] && ! command -v sudo >/dev/null; then
+                echo "setup: need root or sudo to install: $*" >&2
+                exit 1
+        fi
+        echo "setup: installing $*"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if [ "${#missing[@]}" -eq 0 ]; then
+        echo "setup: all ${#packages[@]} build and test packages are installed"
+else
+        apt_install "${missing[@]}"
+fi
+
+# The dashboard's uPlot and the end-to-end test's playwright-core come from the
+# npm registry, pinned by ui/package-lock.json, into ui/node_modules (never
+# committed). Debian's nodejs ships npm separately; other builds bundle it.
+if ! command -v npm >/dev/null; then
+        apt_install npm
+fi
+ui="$(cd "$(dirname "$0")/.." && pwd)/ui"
+if [ ! -f "$ui/node_modules/.package-lock.json" ] || [ "$ui/package-lock.json" -nt "$ui/node_modules/.package-lock.json" ]; then
+        echo "setup: npm ci in $ui"
+        (cd "$ui" && npm ci --no-audit --no-fund --loglevel=error)
+else
+        echo "setup: ui/node_modules is up to date with ui/package-lock.json"
+fi
