@@ -80,6 +80,11 @@ static const struct config_choice config_unknown[] = {
  * text parsed like a value from the file, so what --help prints is exactly
  * what the program uses.
  */
+/* Where `make install` puts the dashboard (Makefile.am); "" when built otherwise. */
+#ifndef RINGFLOW_UI_DIR
+#define RINGFLOW_UI_DIR ""
+#endif
+
 static const struct config_key config_keys[] = {
         STR("ringflow", instance, INSTANCE_DEFAULT,
             "instance name: rings live in " INSTANCE_ROOT "/NAME"),
@@ -129,7 +134,7 @@ static const struct config_key config_keys[] = {
         STR("api", listen, "127.0.0.1:8080", "host:port the HTTP API listens on (port 0: any free port)"),
         STR("api", ingest_token, "", "bearer token POSTs must carry (\"\": none)"),
         STR("api", read_token, "", "bearer token GETs must carry (\"\": none)"),
-        STR("api", ui_dir, "", "directory of the dashboard's static files (\"\": none)"),
+        STR("api", ui_dir, RINGFLOW_UI_DIR, "directory of the dashboard's static files (\"\": none)"),
         DURATION("api", ack_timeout, "10s", "how long ?ack=stored waits for the store's commit (then 504)"),
         DURATION("api", api_connection_timeout, "15s", "an idle or too slow HTTP connection is closed after this"),
         SIZE("api", api_max_connections, 1, 65536, "1024", "HTTP connections at once"),
