@@ -112,6 +112,14 @@ static const struct config_key config_keys[] = {
         ENUM("store", vfs, config_vfs, "uring", "uring | unix: how SQLite writes (uring falls back to unix)"),
         SIZE("store", store_batch, 1, 1000000, "10000", "records per transaction at most"),
         DURATION("store", store_batch_wait, "20ms", "how long a transaction waits for more records"),
+
+        /* [process]: the process stage (stages/process). */
+        DURATION("process", checkpoint_interval, "1s",
+                 "how often window state and the input position are saved (and the input acknowledged)"),
+        SIZE("process", max_windows, 1, 1000000, "1000",
+             "open windows per [window] definition; at the cap the oldest is closed early"),
+        SIZE("process", max_keys, 1, 10000000, "100000",
+             "keys per open window; at the cap new keys are counted under the key __overflow__"),
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

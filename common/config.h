@@ -102,6 +102,11 @@ struct config {
         uint64_t store_batch;           /* records per transaction at most */
         int64_t store_batch_wait;       /* ns a batch may wait for more records */
 
+        /* [process] */
+        int64_t checkpoint_interval;    /* ns between checkpoints of the window state */
+        uint64_t max_windows;           /* open windows per window definition */
+        uint64_t max_keys;              /* keys per open window */
+
         /* Named sections ([window x], [filter y]) in file order. */
         struct config_named *named;
         unsigned nnamed;
