@@ -146,6 +146,13 @@ static const struct config_key config_keys[] = {
         SIZE("api", api_burst, 0, UINT32_MAX, "0", "events a client may POST at once above the rate (0: one second's worth)"),
         SIZE("api", api_rate_clients, 16, 1u << 20, "4096", "client addresses whose rate is tracked at once"),
         DURATION("api", health_stale, "5s", "a stage whose heartbeat is older than this is reported down"),
+        /* [process]: the process stage (stages/process). */
+        DURATION("process", checkpoint_interval, "1s",
+                 "how often window state and the input position are saved (and the input acknowledged)"),
+        SIZE("process", max_windows, 1, 1000000, "1000",
+             "open windows per [window] definition; at the cap the oldest is closed early"),
+        SIZE("process", max_keys, 1, 10000000, "100000",
+             "keys per open window; at the cap new keys are counted under the key __overflow__"),
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

@@ -127,6 +127,10 @@ struct config {
         uint64_t api_burst;             /* 0 = one second of api_rate */
         uint64_t api_rate_clients;      /* client addresses tracked */
         int64_t health_stale;           /* ns without a heartbeat before a stage counts as down */
+        /* [process] */
+        int64_t checkpoint_interval;    /* ns between checkpoints of the window state */
+        uint64_t max_windows;           /* open windows per window definition */
+        uint64_t max_keys;              /* keys per open window */
 
         /* Named sections ([window x], [filter y]) in file order. */
         struct config_named *named;
