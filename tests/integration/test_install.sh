@@ -100,7 +100,7 @@ cmp -s "$S/systemd/ringflow.tmpfiles" "$D$RF_TMPFILESDIR/ringflow.conf" ||
 ok "sysusers.d and tmpfiles.d files installed as ringflow.conf"
 
 # The settings file: every key there, commented out, with its default.
-cmp -s "$S/systemd/ringflow.conf" "$CONF" || fail "$CONF missing or not the shipped one"
+cmp -s "$B/systemd/ringflow.conf" "$CONF" || fail "$CONF missing or not the shipped one"
 store=$D$RF_BINDIR/ringflow-store
 "$store" --config /dev/null --print-config | sed 1d >"$tmp/defaults" || fail "--print-config"
 "$store" --config "$CONF" --print-config | sed 1d >"$tmp/shipped" ||
@@ -133,11 +133,11 @@ if [ -d "$S/ui" ]; then
 fi
 
 # A changed settings file survives a reinstall; the new default goes beside it.
-sed 's/^;log_level = info$/log_level = debug/' "$S/systemd/ringflow.conf" >"$CONF"
+sed 's/^;log_level = info$/log_level = debug/' "$B/systemd/ringflow.conf" >"$CONF"
 cp "$CONF" "$tmp/changed.conf"
 run_make install DESTDIR="$D"
 cmp -s "$tmp/changed.conf" "$CONF" || fail "reinstall overwrote the changed $CONF"
-cmp -s "$S/systemd/ringflow.conf" "$CONF.dist" || fail "reinstall did not put the default at $CONF.dist"
+cmp -s "$B/systemd/ringflow.conf" "$CONF.dist" || fail "reinstall did not put the default at $CONF.dist"
 ok "reinstall keeps a changed ringflow.conf, puts the default in ringflow.conf.dist"
 
 # Uninstall takes everything but the changed settings file.
@@ -150,7 +150,7 @@ ok "uninstall removes everything but the changed ringflow.conf"
 
 # An unchanged one goes with the rest.
 run_make install DESTDIR="$D"
-cp "$S/systemd/ringflow.conf" "$CONF"
+cp "$B/systemd/ringflow.conf" "$CONF"
 run_make uninstall DESTDIR="$D"
 left=$(cd "$D" && find . -type f)
 [ -z "$left" ] || fail "after uninstall of an unchanged install, left in $D: $left"
