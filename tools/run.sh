@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# run.sh: installs what is needed, builds ringflow and runs it on this machine.
-# Today that is the front of the pipeline: ringflow-gen writes sample events
-# (1% of them invalid) into ringflow-ingest, which validates them into the
-# ring ingest->process of the instance "demo"; until the process stage exists
-# ringdemo drains that ring in its place. ringstat shows it live until Ctrl-C.
+# run.sh: installs what is needed, builds ringflow and runs the whole pipeline
+# on this machine: ringflow-gen writes sample events (1% of them invalid) into
+# ringflowd, which runs ingest, process, store and api with the windows of
+# tools/run.conf, SQLite files in build/run-data and the dashboard on
+# http://127.0.0.1:8080/. ringstat shows the rings until Ctrl-C.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 instance=${RINGFLOW_INSTANCE:-demo}
 rate=${RINGFLOW_RATE:-20000}
+listen=${RINGFLOW_LISTEN:-127.0.0.1:8080}
 builddir="$top/build"
 
 "$top/tools/setup.sh"
@@ -20,26 +21,32 @@ cd "$builddir"
 [ -f Makefile ] || "$top/configure" >configure.out || { cat configure.out; exit 1; }
 make -j"$(nproc)" >/dev/null
 
-pids=()
+data="$builddir/run-data"
+log="$builddir/run.log"
+pid=""
 stop() {
-        for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
         wait 2>/dev/null || true
 }
 trap stop EXIT INT TERM
 
-# ingest logs each rejected line (at most 10 per 10 s): into a file, not over ringstat.
-log="$builddir/run-ingest.log"
+# The stages log to stderr (rejected lines: at most 10 per 10 s): into a file, not over ringstat.
 tools/ringflow-gen --rate "$rate" --now --invalid-ratio 0.01 |
-        stages/ingest/ringflow-ingest --instance "$instance" --create 2>"$log" &
-pids+=($!)
-# ingest creates the instance and its ring: poll for it (at most 10 s).
+        stages/supervise/ringflowd --config "$top/tools/run.conf" --instance "$instance" \
+                --data-dir "$data" --listen "$listen" --ui-dir "$top/ui" 2>"$log" &
+pid=$!
+# ringflowd creates the instance and starts the stages: wait for the api (at most 10 s).
 for _ in $(seq 200); do
-        [ -e "/dev/shm/ringflow/$instance/ingest-process.ring" ] && break
-        kill -0 "${pids[0]}" 2>/dev/null || { echo "run: ringflow-ingest exited:" >&2; cat "$log" >&2; exit 1; }
+        grep -q "listening on" "$log" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || { echo "run: ringflowd exited:" >&2; cat "$log" >&2; exit 1; }
         sleep 0.05
 done
-tools/ringdemo --instance "$instance" --drain ingest-process &
-pids+=($!)
-echo "run: instance \"$instance\": $rate events/s through ringflow-ingest (its log: $log);"
-echo "run: ringstat below, ringstat -s for every counter (Ctrl-C stops)."
+cat <<MSG
+run: instance "$instance": $rate sample events/s through ringflowd (its log: $log)
+run:   dashboard     http://$listen/
+run:   API           curl 'http://$listen/api/events?limit=5'   curl http://$listen/api/metrics
+run:   SQLite files  $data
+run:   every counter tools/ringstat --instance $instance -s   (from $builddir)
+run: ringstat below; Ctrl-C stops everything.
+MSG
 tools/ringstat --instance "$instance" -w 1
