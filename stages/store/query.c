@@ -24,14 +24,21 @@
  * 3.40 does not use them as an index range here. Each filter combination has
  * its own statement so the planner picks events_type_ts or events_src_ts
  * (`?4 IS NULL OR type = ?4` would defeat every index).
+ *
+ * Type and source are stored as codes of the names table (schema.c): a
+ * filter compares with the name's code, a constant subquery (NULL, so no
+ * row, for a name the file never had), and each row gets its names back by
+ * primary key. CROSS JOIN keeps events the outer loop, walked in index order.
  */
-#define EV_SELECT "SELECT rowid, id, ts, received, seq, type, source, data FROM events WHERE "
-#define EV_DESC "ts >= ?1 AND ts <= ?2 AND (ts < ?2 OR rowid < ?3)"
-#define EV_ASC "ts >= ?1 AND ts < ?2 AND (ts > ?1 OR rowid > ?3)"
-#define EV_TYPE " AND type = ?4"
-#define EV_SOURCE " AND source = ?5"
-#define EV_ORDER_DESC " ORDER BY ts DESC, rowid DESC LIMIT ?6"
-#define EV_ORDER_ASC " ORDER BY ts, rowid LIMIT ?6"
+#define EV_SELECT "SELECT e.rowid, e.id, e.ts, e.received, e.seq, t.name, s.name, e.data, e.flags" \
+                  " FROM events e CROSS JOIN names t ON t.code = e.type" \
+                  " CROSS JOIN names s ON s.code = e.source WHERE "
+#define EV_DESC "e.ts >= ?1 AND e.ts <= ?2 AND (e.ts < ?2 OR e.rowid < ?3)"
+#define EV_ASC "e.ts >= ?1 AND e.ts < ?2 AND (e.ts > ?1 OR e.rowid > ?3)"
+#define EV_TYPE " AND e.type = (SELECT code FROM names WHERE name = ?4)"
+#define EV_SOURCE " AND e.source = (SELECT code FROM names WHERE name = ?5)"
+#define EV_ORDER_DESC " ORDER BY e.ts DESC, e.rowid DESC LIMIT ?6"
+#define EV_ORDER_ASC " ORDER BY e.ts, e.rowid LIMIT ?6"
 
 /* Statement slots: events by direction and filter bits (1 type, 2 source), then the rest. */
 enum {
@@ -42,7 +49,8 @@ enum {
         ST_WIN_ANY,
         ST_REJ_DESC,
         ST_REJ_ASC,
-        ST_EV_FROM,
+        ST_AFTER_SEQ,
+        ST_AT_ROWID,
         ST_COUNT
 };
 
@@ -58,28 +66,26 @@ static const char *const sql_text[ST_COUNT] = {
         [ST_EV_ASC + F_TYPE] = EV_SELECT EV_ASC EV_TYPE EV_ORDER_ASC,
         [ST_EV_ASC + F_SOURCE] = EV_SELECT EV_ASC EV_SOURCE EV_ORDER_ASC,
         [ST_EV_ASC + F_TYPE + F_SOURCE] = EV_SELECT EV_ASC EV_TYPE EV_SOURCE EV_ORDER_ASC,
-        [ST_BY_ID] = EV_SELECT "id = ?1",
+        [ST_BY_ID] = EV_SELECT "e.id = ?1",
         /* With a key the primary key (name, key, start) gives the order; without
          * one it narrows to the name and the day's windows of it are sorted. */
-        [ST_WIN_KEY] = "SELECT name, key, start, \"end\", count, aggregates, updated FROM windows"
-                       " WHERE name = ?1 AND key = ?2 AND start >= ?3 AND start < ?4"
+        [ST_WIN_KEY] = "SELECT name, key, start, \"end\", count, aggregates, updated, final"
+                       " FROM windows WHERE name = ?1 AND key = ?2 AND start >= ?3 AND start < ?4"
                        " ORDER BY start DESC LIMIT ?5",
-        [ST_WIN_ANY] = "SELECT name, key, start, \"end\", count, aggregates, updated FROM windows"
-                       " WHERE name = ?1 AND start >= ?3 AND start < ?4"
+        /* windows_name_start: the range of starts, and keys sorted per start only. */
+        [ST_WIN_ANY] = "SELECT name, key, start, \"end\", count, aggregates, updated, final"
+                       " FROM windows WHERE name = ?1 AND start >= ?3 AND start < ?4"
                        " ORDER BY start DESC, key LIMIT ?5",
-        /* seq is the rowid: the walk is by seq, the receive time a filter (no index on it). */
+        /* rejects_received, keyset by (received, seq) as events by (ts, rowid). */
         [ST_REJ_DESC] = "SELECT seq, received, source, reason, message, offset, raw, raw_total"
-                        " FROM rejects WHERE seq < ?1 AND received >= ?2 AND received < ?3"
-                        " ORDER BY seq DESC LIMIT ?4",
+                        " FROM rejects WHERE received >= ?1 AND received <= ?2"
+                        " AND (received < ?2 OR seq < ?3) ORDER BY received DESC, seq DESC LIMIT ?4",
         [ST_REJ_ASC] = "SELECT seq, received, source, reason, message, offset, raw, raw_total"
-                       " FROM rejects WHERE seq > ?1 AND received >= ?2 AND received < ?3"
-                       " ORDER BY seq LIMIT ?4",
-        /*
-         * Events in insertion order from a rowid on: the store inserts in ring
-         * order, so inside one file rowid order is seq order and a seq is found
-         * by bisecting rowids (query_events_after) without an index on seq.
-         */
-        [ST_EV_FROM] = EV_SELECT "rowid >= ?1 ORDER BY rowid LIMIT ?2",
+                       " FROM rejects WHERE received >= ?1 AND received < ?2"
+                       " AND (received > ?1 OR seq > ?3) ORDER BY received, seq LIMIT ?4",
+        /* rowid = seq: a resume after a seq is a range of the table itself. */
+        [ST_AFTER_SEQ] = "SELECT rowid FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        [ST_AT_ROWID] = EV_SELECT "e.rowid = ?1",
 };
 
 /* One listed partition file, and its connection when open. */
@@ -106,7 +112,7 @@ struct query {
 
 /* A parsed cursor: the last row's key and the partition it came from. */
 struct cursor {
-        int64_t ts, rowid;              /* rejects: rowid holds seq, ts is unused */
+        int64_t ts, rowid;              /* rejects: ts holds received (ns), rowid seq */
         int64_t pstart, pend;
 };
 
@@ -288,9 +294,10 @@ static int part_open(struct query *q, struct qpart *p, const char *path, char *w
                      : fail_sql(q, p, db, rc, "reading meta", why, whylen);
                 goto err;
         }
-        if (version > SCHEMA_VERSION) {
-                rc = why_set(why, whylen, -EPROTO, "query: %s: schema version %lld is newer than ours (%d)",
-                             path, (long long)version, SCHEMA_VERSION);
+        if (version != SCHEMA_VERSION) {
+                rc = why_set(why, whylen, -EPROTO, "query: %s: schema version %lld is %s than ours (%d)",
+                             path, (long long)version, version > SCHEMA_VERSION ? "newer" : "older",
+                             SCHEMA_VERSION);
                 goto err;
         }
         p->db = db;
@@ -406,9 +413,11 @@ static int read_i64(const char **s, char sep, int64_t *v)
 }
 
 /*
- * Cursor text: kind ('e' events, 'r' rejects), version '1', order ('d' or
- * 'a'), then '.'-separated decimals: events ts.rowid.pstart.pend, rejects
- * seq.pstart.pend. Only URL-safe characters, so the api can pass it as is.
+ * Cursor text: kind ('e' events, 'r' rejects), a version ('1' events, '2'
+ * rejects: by receive time since schema 2), order ('d' or 'a'), then
+ * '.'-separated decimals: events ts.rowid.pstart.pend, rejects
+ * received.seq.pstart.pend. Only URL-safe characters, so the api can pass
+ * it as is.
  */
 static int cursor_parse(const char *s, char kind, int desc, struct cursor *c, char *why,
                         size_t whylen)
@@ -420,14 +429,15 @@ static int cursor_parse(const char *s, char kind, int desc, struct cursor *c, ch
         if (strnlen(s, QUERY_CURSOR_MAX) >= QUERY_CURSOR_MAX)
                 return why_set(why, whylen, -EINVAL, "cursor \"%s\" is malformed: too long",
                                shown(s, sh, sizeof(sh)));
-        if (p[0] != kind || p[1] != '1' || (p[2] != 'd' && p[2] != 'a') || p[3] != '.')
+        if (p[0] != kind || p[1] != (kind == 'e' ? '1' : '2') || (p[2] != 'd' && p[2] != 'a') ||
+            p[3] != '.')
                 return why_set(why, whylen, -EINVAL, "cursor \"%s\" is malformed: not a%s cursor",
                                shown(s, sh, sizeof(sh)),
                                kind == 'e' ? "n events" : " rejects");
         order = p[2] == 'd';
         p += 4;
         memset(c, 0, sizeof(*c));
-        if ((kind == 'e' && read_i64(&p, '.', &c->ts) < 0) || read_i64(&p, '.', &c->rowid) < 0 ||
+        if (read_i64(&p, '.', &c->ts) < 0 || read_i64(&p, '.', &c->rowid) < 0 ||
             read_i64(&p, '.', &c->pstart) < 0 || read_i64(&p, '\0', &c->pend) < 0 ||
             c->pstart >= c->pend)
                 return why_set(why, whylen, -EINVAL, "cursor \"%s\" is malformed: bad fields",
@@ -442,13 +452,9 @@ static int cursor_parse(const char *s, char kind, int desc, struct cursor *c, ch
 
 static void cursor_write(char *out, char kind, int desc, const struct cursor *c)
 {
-        if (kind == 'e')
-                snprintf(out, QUERY_CURSOR_MAX, "e1%c.%lld.%lld.%lld.%lld", desc ? 'd' : 'a',
-                         (long long)c->ts, (long long)c->rowid, (long long)c->pstart,
-                         (long long)c->pend);
-        else
-                snprintf(out, QUERY_CURSOR_MAX, "r1%c.%lld.%lld.%lld", desc ? 'd' : 'a',
-                         (long long)c->rowid, (long long)c->pstart, (long long)c->pend);
+        snprintf(out, QUERY_CURSOR_MAX, "%c%c%c.%lld.%lld.%lld.%lld", kind, kind == 'e' ? '1' : '2',
+                 desc ? 'd' : 'a', (long long)c->ts, (long long)c->rowid, (long long)c->pstart,
+                 (long long)c->pend);
 }
 
 /* Where p stands against the cursor's partition in (start, end) order. */
@@ -502,6 +508,7 @@ static void event_row(sqlite3_stmt *st, struct query_event *ev)
         ev->source_len = (size_t)sqlite3_column_bytes(st, 6);
         ev->data = (const char *)sqlite3_column_text(st, 7);
         ev->data_len = (size_t)sqlite3_column_bytes(st, 7);
+        ev->flags = (unsigned)sqlite3_column_int64(st, 8);
         /* The columns are NOT NULL, but a NULL pointer means out of memory. */
         if (ev->id == NULL || ev->type == NULL || ev->source == NULL || ev->data == NULL)
                 ev->id = NULL;
@@ -524,7 +531,7 @@ static int bind_events(struct query *q, struct qpart *p, const struct query_even
         int desc = !r->oldest_first;
         int f = (r->type ? F_TYPE : 0) | (r->source ? F_SOURCE : 0);
         int64_t lo = r->from_ms, hi, tie;
-        sqlite3_stmt *st = NULL;
+        sqlite3_stmt *st;
         int rc;
 
         if (desc) {
@@ -757,6 +764,7 @@ int query_windows(struct query *q, const struct query_windows_req *r, query_wind
                         win.count = (uint64_t)sqlite3_column_int64(st, 4);
                         win.aggregates = (const char *)sqlite3_column_text(st, 5);
                         win.updated_ns = sqlite3_column_int64(st, 6);
+                        win.final = sqlite3_column_int(st, 7);
                         if (win.name == NULL || win.key == NULL || win.aggregates == NULL) {
                                 src = SQLITE_NOMEM;
                                 break;
@@ -803,7 +811,8 @@ int query_rejects(struct query *q, const struct query_rejects_req *r, query_reje
         for (size_t k = 0; k < q->n && !w.more; k++) {
                 struct qpart *p = &q->parts[desc ? q->n - 1 - k : k];
                 int cmp = have_cur ? part_cmp(p, &cur) : 0;
-                int64_t after = desc ? INT64_MAX : INT64_MIN;
+                /* As bind_events: [lo, hi] (desc) or [lo, hi) (asc), the cursor's tie by seq. */
+                int64_t lo = ms_to_ns(r->from_ms), hi, tie;
                 sqlite3_stmt *st = NULL;
                 int src;
 
@@ -811,19 +820,36 @@ int query_rejects(struct query *q, const struct query_rejects_req *r, query_reje
                         continue;
                 if (have_cur && (desc ? cmp > 0 : cmp < 0))
                         continue;
-                if (have_cur && cmp == 0)
-                        after = cur.rowid;
+                if (desc) {
+                        hi = ms_to_ns(r->to_ms) - 1;
+                        tie = INT64_MAX;
+                        if (have_cur && cmp == 0 && cur.ts <= hi) {
+                                hi = cur.ts;
+                                tie = cur.rowid;
+                        }
+                        if (hi < lo)
+                                continue;
+                } else {
+                        hi = ms_to_ns(r->to_ms);
+                        tie = INT64_MIN;
+                        if (have_cur && cmp == 0 && cur.ts >= lo) {
+                                lo = cur.ts;
+                                tie = cur.rowid;
+                        }
+                        if (lo >= hi)
+                                continue;
+                }
                 if ((rc = part_use(q, p, why, whylen)) < 0)
                         return rc;
                 if (rc > 0)
                         continue;
                 if ((rc = stmt(q, p, desc ? ST_REJ_DESC : ST_REJ_ASC, &st, why, whylen)) < 0)
                         return rc;
-                src = sqlite3_bind_int64(st, 1, after);
+                src = sqlite3_bind_int64(st, 1, lo);
                 if (src == SQLITE_OK)
-                        src = sqlite3_bind_int64(st, 2, ms_to_ns(r->from_ms));
+                        src = sqlite3_bind_int64(st, 2, hi);
                 if (src == SQLITE_OK)
-                        src = sqlite3_bind_int64(st, 3, ms_to_ns(r->to_ms));
+                        src = sqlite3_bind_int64(st, 3, tie);
                 if (src == SQLITE_OK)
                         src = sqlite3_bind_int64(st, 4, w.limit - w.rows + 1);
                 while (src == SQLITE_OK || src == SQLITE_ROW) {
@@ -853,6 +879,7 @@ int query_rejects(struct query *q, const struct query_rejects_req *r, query_reje
                                 rj.raw = "";
                         if ((rc = fn(arg, &rj)) != 0)
                                 return stopped(st, rc, why, whylen);
+                        last.ts = rj.received_ns;
                         last.rowid = (int64_t)rj.seq;
                         last.pstart = p->pi.start_ms;
                         last.pend = p->pi.end_ms;
@@ -868,167 +895,124 @@ int query_rejects(struct query *q, const struct query_rejects_req *r, query_reje
         return 0;
 }
 
-/* ---- events after a seq (Last-Event-ID resumes) ---- */
-
-/* Where one partition's walk stands: its next row's rowid and seq. */
-struct after_part {
+/* One row a resume may hand out: its rowid and the listed partition it is in. */
+struct seq_ref {
         int64_t rowid;
-        uint64_t seq;
-        int have;
+        size_t part;
 };
 
 /*
- * Reads the first row of p at rowid >= from. Returns 1 with *rowid and *seq,
- * 0 when there is none, or -errno.
+ * Merges the sorted runs a (na) and b (nb) into out, keeping the cap
+ * smallest rowids. Returns how many out holds.
  */
-static int row_from(struct query *q, struct qpart *p, int64_t from, int64_t *rowid, uint64_t *seq,
-                    char *why, size_t whylen)
+static size_t merge_refs(const struct seq_ref *a, size_t na, const struct seq_ref *b, size_t nb,
+                         struct seq_ref *out, size_t cap)
 {
-        sqlite3_stmt *st = NULL;
-        int rc, src;
+        size_t i = 0, j = 0, n = 0;
 
-        if ((rc = stmt(q, p, ST_EV_FROM, &st, why, whylen)) < 0)
-                return rc;
-        src = sqlite3_bind_int64(st, 1, from);
-        if (src == SQLITE_OK)
-                src = sqlite3_bind_int64(st, 2, 1);
-        if (src == SQLITE_OK)
-                src = sqlite3_step(st);
-        if (src == SQLITE_ROW) {
-                *rowid = sqlite3_column_int64(st, 0);
-                *seq = (uint64_t)sqlite3_column_int64(st, 4);
-                done(st);
-                return 1;
-        }
-        return rows_end(q, p, st, src, "finding a seq", why, whylen);
-}
-
-/* Finds p's first row with seq > after by bisecting rowids (seq grows with rowid in a file). */
-static int first_after(struct query *q, struct qpart *p, uint64_t after, struct after_part *ap,
-                       char *why, size_t whylen)
-{
-        int64_t lo = 0, hi = 0, rowid;
-        uint64_t seq;
-        int rc;
-
-        rc = one_int(p->db, "SELECT max(rowid) FROM events", &hi);
-        if (rc != SQLITE_ROW)
-                return fail_sql(q, p, p->db, rc, "reading the last rowid", why, whylen);
-        if (hi == INT64_MAX)
-                return why_set(why, whylen, -EOVERFLOW, "query: %s/%s: rowids exhausted", q->dir,
-                               p->pi.name);
-        hi++;
-        /* The least x in [lo, hi] whose first row at or after x is absent or has seq > after. */
-        while (lo < hi) {
-                int64_t mid = lo + (hi - lo) / 2;
-
-                rc = row_from(q, p, mid, &rowid, &seq, why, whylen);
-                if (rc < 0)
-                        return rc;
-                if (rc == 0 || seq > after)
-                        hi = mid;
+        while (n < cap && (i < na || j < nb)) {
+                if (j >= nb || (i < na && a[i].rowid <= b[j].rowid))
+                        out[n++] = a[i++];
                 else
-                        lo = rowid + 1;
+                        out[n++] = b[j++];
         }
-        rc = row_from(q, p, lo, &ap->rowid, &ap->seq, why, whylen);
-        if (rc < 0)
-                return rc;
-        ap->have = rc;
-        return 0;
+        return n;
 }
 
-int query_events_after(struct query *q, uint64_t after, unsigned limit, query_event_fn fn,
+int query_events_after(struct query *q, uint64_t after_seq, unsigned limit, query_event_fn fn,
                        void *arg, struct query_page *pg, char *why, size_t whylen)
 {
-        struct walk w = { cap_limit(limit), 0, 0 };
-        struct after_part *ap = NULL;
+        unsigned cap = cap_limit(limit) + 1;    /* one more: is there a next page */
+        struct seq_ref *best = NULL, *run = NULL, *tmp = NULL;
+        size_t nbest = 0, shown_rows = 0;
+        int64_t last = 0;
         int rc;
 
         memset(pg, 0, sizeof(*pg));
+        if (after_seq > (uint64_t)INT64_MAX)
+                return why_set(why, whylen, -EINVAL, "query: seq %llu is beyond any stored one",
+                               (unsigned long long)after_seq);
         if ((rc = refresh(q, INT64_MIN, INT64_MAX, why, whylen)) < 0)
                 return rc;
-        if (q->n == 0)
-                return 0;
-        ap = calloc(q->n, sizeof(*ap));
-        if (ap == NULL)
-                return why_set(why, whylen, -ENOMEM, "query: out of memory");
+        best = calloc(cap, sizeof(*best));
+        run = calloc(cap, sizeof(*run));
+        tmp = calloc(cap, sizeof(*tmp));
+        if (best == NULL || run == NULL || tmp == NULL) {
+                rc = why_set(why, whylen, -ENOMEM, "query: out of memory");
+                goto out;
+        }
+        /* The cap smallest rowids above after_seq of each file, merged: seq order across files. */
         for (size_t k = 0; k < q->n; k++) {
-                if ((rc = part_use(q, &q->parts[k], why, whylen)) < 0)
+                struct qpart *p = &q->parts[k];
+                sqlite3_stmt *st = NULL;
+                size_t nrun = 0;
+                int src;
+
+                if ((rc = part_use(q, p, why, whylen)) < 0)
                         goto out;
                 if (rc > 0)
                         continue;
-                if ((rc = first_after(q, &q->parts[k], after, &ap[k], why, whylen)) < 0)
+                if ((rc = stmt(q, p, ST_AFTER_SEQ, &st, why, whylen)) < 0)
                         goto out;
+                src = sqlite3_bind_int64(st, 1, (sqlite3_int64)after_seq);
+                if (src == SQLITE_OK)
+                        src = sqlite3_bind_int64(st, 2, cap);
+                while (src == SQLITE_OK || src == SQLITE_ROW) {
+                        if ((src = sqlite3_step(st)) != SQLITE_ROW || nrun == cap)
+                                break;
+                        run[nrun].rowid = sqlite3_column_int64(st, 0);
+                        run[nrun].part = k;
+                        nrun++;
+                }
+                if ((rc = rows_end(q, p, st, src, "reading seqs", why, whylen)) < 0)
+                        goto out;
+                nbest = merge_refs(best, nbest, run, nrun, tmp, cap);
+                memcpy(best, tmp, nbest * sizeof(*best));
         }
-        /*
-         * Merge by seq: take rows from the partition with the least next seq
-         * until its seq passes the least next seq of the others.
-         */
-        while (!w.more) {
-                size_t best = q->n;
-                uint64_t bound = UINT64_MAX;
-                struct qpart *p;
+        /* Then the rows themselves, in that order, by rowid. */
+        for (size_t i = 0; i < nbest && i + 1 < cap; i++) {
+                struct qpart *p = &q->parts[best[i].part];
                 sqlite3_stmt *st = NULL;
+                struct query_event ev;
                 int src;
 
-                for (size_t k = 0; k < q->n; k++)
-                        if (ap[k].have && (best == q->n || ap[k].seq < ap[best].seq))
-                                best = k;
-                if (best == q->n)
-                        break;
-                for (size_t k = 0; k < q->n; k++)
-                        if (k != best && ap[k].have && ap[k].seq < bound)
-                                bound = ap[k].seq;
-                p = &q->parts[best];
                 if ((rc = part_use(q, p, why, whylen)) < 0)
                         goto out;
-                if (rc > 0) {
-                        ap[best].have = 0;
+                if (rc > 0)
+                        continue;       /* removed by retention meanwhile */
+                if ((rc = stmt(q, p, ST_AT_ROWID, &st, why, whylen)) < 0)
+                        goto out;
+                if ((src = sqlite3_bind_int64(st, 1, best[i].rowid)) == SQLITE_OK)
+                        src = sqlite3_step(st);
+                if (src == SQLITE_DONE) {
+                        done(st);
                         continue;
                 }
-                if ((rc = stmt(q, p, ST_EV_FROM, &st, why, whylen)) < 0)
+                if (src != SQLITE_ROW) {
+                        rc = rows_end(q, p, st, src, "reading an event", why, whylen);
                         goto out;
-                src = sqlite3_bind_int64(st, 1, ap[best].rowid);
-                if (src == SQLITE_OK)
-                        src = sqlite3_bind_int64(st, 2, (int64_t)(w.limit - w.rows) + 1);
-                ap[best].have = 0;
-                while (src == SQLITE_OK || src == SQLITE_ROW) {
-                        struct query_event ev;
-                        uint64_t seq;
-
-                        if ((src = sqlite3_step(st)) != SQLITE_ROW)
-                                break;
-                        seq = (uint64_t)sqlite3_column_int64(st, 4);
-                        if (seq > bound) {
-                                ap[best].rowid = sqlite3_column_int64(st, 0);
-                                ap[best].seq = seq;
-                                ap[best].have = 1;
-                                break;
-                        }
-                        if (w.rows == w.limit) {
-                                w.more = 1;
-                                break;
-                        }
-                        event_row(st, &ev);
-                        if (ev.id == NULL) {
-                                src = SQLITE_NOMEM;
-                                break;
-                        }
-                        if ((rc = fn(arg, &ev)) != 0) {
-                                rc = stopped(st, rc, why, whylen);
-                                goto out;
-                        }
-                        w.rows++;
-                        /* Where this file goes on if the page ends on the limit mid-file. */
-                        ap[best].rowid = sqlite3_column_int64(st, 0) + 1;
                 }
-                if ((rc = rows_end(q, p, st, src, "reading events after a seq", why, whylen)) < 0)
+                event_row(st, &ev);
+                if (ev.id == NULL) {
+                        rc = rows_end(q, p, st, SQLITE_NOMEM, "reading an event", why, whylen);
                         goto out;
+                }
+                if ((rc = fn(arg, &ev)) != 0) {
+                        rc = stopped(st, rc, why, whylen);
+                        goto out;
+                }
+                done(st);
+                last = best[i].rowid;
+                shown_rows++;
         }
-        pg->rows = w.rows;
-        pg->more = w.more;
+        pg->rows = (unsigned)shown_rows;
+        pg->more = nbest == cap;
+        if (pg->more)
+                snprintf(pg->next, sizeof(pg->next), "%lld", (long long)last);
         rc = 0;
 out:
-        free(ap);
+        free(best);
+        free(run);
+        free(tmp);
         return rc;
 }

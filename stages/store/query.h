@@ -33,7 +33,8 @@
  * from restarting the WAL).
  *
  * Order: partitions in order of their start, rows inside a file by
- * (ts, rowid) (events), (start, key) (windows) or seq (rejects); with one
+ * (ts, rowid) (events), (start, key) (windows) or (received, seq)
+ * (rejects); with one
  * partition unit per data directory (what the store writes) that is the
  * global order. Pagination is by key (keyset), so a page continues exactly
  * after the last row of the previous one even when rows arrive in between
@@ -71,6 +72,7 @@ struct query_event {
         int64_t ts_ms;                  /* event time */
         int64_t received_ns;            /* receive time */
         uint64_t seq;                   /* pipeline sequence number */
+        unsigned flags;                 /* EVENT_F_* (event.h): EVENT_F_LATE, ... */
 };
 
 /* One window result. */
@@ -79,6 +81,7 @@ struct query_window {
         int64_t start_ms, end_ms;
         uint64_t count;
         int64_t updated_ns;
+        int final;                      /* 1: the window had closed; 0: an early result */
 };
 
 /* One rejected input. raw holds raw_len bytes (may contain NULs; not NUL-terminated). */
@@ -164,25 +167,27 @@ int query_windows(struct query *q, const struct query_windows_req *r, query_wind
                   void *arg, struct query_page *pg, char *why, size_t whylen);
 
 /*
- * Rejected inputs received in [from_ms, to_ms), newest first by seq (or
- * oldest first), with keyset pagination like query_events. The rejects
- * table has no index on the receive time: a file is read by seq and rows
- * outside the range filtered, so narrow ranges inside one day cost a walk
- * over that day's rejects (rejects are few). Returns 0 or -errno as
+ * Rejected inputs received in [from_ms, to_ms), newest first by (receive
+ * time, seq) (or oldest first), with keyset pagination like query_events
+ * (through the index on the receive time). Returns 0 or -errno as
  * query_events.
  */
 int query_rejects(struct query *q, const struct query_rejects_req *r, query_reject_fn fn,
                   void *arg, struct query_page *pg, char *why, size_t whylen);
 
 /*
- * Events with seq > after, across partitions in seq order, at most limit
- * (capped as for query_events): what a live stream resuming from
- * Last-Event-ID missed. Inside a file rows are found by bisecting rowids,
- * which follow seq because the store inserts in ring order. pg->more says
- * whether more exist (continue after the last row's seq); there is no
- * cursor. Returns 0 or -errno as query_events.
+ * Events whose seq is above after_seq, in seq order across partitions, at
+ * most limit (0: QUERY_LIMIT_DEFAULT; capped at QUERY_LIMIT_MAX): what an
+ * SSE client resuming with Last-Event-ID missed. A row's rowid is its seq
+ * (writer.h), so each file answers with a range of its table, no index.
+ * The one exception: an event whose seq its file already held for another
+ * event was stored under a fresh rowid (the largest + 1), and comes in
+ * that rowid's place (its own seq is in the row). When more rows exist,
+ * pg->more is 1 and pg->next holds, in decimal, the after_seq of the next
+ * page. Returns 0, or -EINVAL (after_seq above INT64_MAX), -ENOMEM, or
+ * -errno as query_events.
  */
-int query_events_after(struct query *q, uint64_t after, unsigned limit, query_event_fn fn,
+int query_events_after(struct query *q, uint64_t after_seq, unsigned limit, query_event_fn fn,
                        void *arg, struct query_page *pg, char *why, size_t whylen);
 
 /*

@@ -56,18 +56,49 @@ static const char *const pragmas_fixed[] = {
  * The tables. Times: ts is the event time in ms (what the api queries by),
  * received the receive time in ns (latency accounting).
  *
- * events: a rowid table. Rows are appended in arrival order, so inserts
- * touch only the rightmost page of the table b-tree, and the data JSON (up
- * to 64 KiB) lives only in the table, never in an index. A WITHOUT ROWID
- * table keyed by (ts, id) clusters rows by time, but late events then
- * insert into the middle of the table, large rows split pages, and id
- * uniqueness across the file still needs its own UNIQUE(id) index. Measured
- * (2-core VM under load, 300k rows, 10k rows/txn, synchronous=NORMAL): rowid
- * + the four indexes below 91-120k rows/s; WITHOUT ROWID PK(ts, id) + the
- * other three 85-122k, so no gain; rowid + UNIQUE(id) alone 229-284k, + (ts)
- * 186-198k, + (type, ts) 108-132k: every index costs, so only these stay
- * (test_store_writer prints the writer's own figure). Indexes, each for one
- * api query and nothing more:
+ * events: a rowid table whose rowid (rid) is the event's pipeline seq.
+ * Ingest numbers events in arrival order, so rows append to the rightmost
+ * page of the table b-tree, and "events after seq X" (SSE resume with
+ * Last-Event-ID) is a rowid range that needs no index of its own. A seq can
+ * still repeat in a file: ingest killed after publishing but before saving
+ * its state numbers the next events again ("sequence numbers may repeat"),
+ * and a recreated instance starts again from 1 on the same day's file. The
+ * writer then stores the event under a fresh rowid (SQLite's max + 1) and
+ * keeps its real seq in the seq column, so nothing is lost; only such an
+ * event is out of seq order in a resume (writer.h). flags keeps the
+ * EVENT_F_* bits (EVENT_F_LATE: a window refused it as late). type and
+ * source are codes of the names table (one dictionary for both, a few
+ * rows: names come from a small vocabulary), so their index entries hold
+ * an integer instead of the string; the writer caches the codes of each
+ * open file and the reader joins the names back by primary key.
+ * The data JSON (up to 64 KiB) lives only in the table, never in an index.
+ * A WITHOUT ROWID table keyed by (ts, id) clusters rows by time, but late
+ * events then insert into the middle of the table, large rows split pages,
+ * and id uniqueness across the file still needs its own UNIQUE(id) index.
+ * Measured (2-core VM under load, 300k rows, 10k rows/txn,
+ * synchronous=NORMAL): rowid + the four indexes below 91-120k rows/s;
+ * WITHOUT ROWID PK(ts, id) + the other three 85-122k, so no gain; rowid +
+ * UNIQUE(id) alone 229-284k, + (ts) 186-198k, + (type, ts) 108-132k: every
+ * index costs, so only these stay (test_store_writer prints the writer's
+ * own figure).
+ * Wall-clock figures on this shared VM move with the other engineers' load
+ * (the same binary gave 26k-62k events/s at load 11-13), so schema 2 was
+ * chosen by instructions per row under callgrind, which do not. Standalone
+ * (30k single-row inserts, 16 KiB pages, append-ordered ids and times):
+ * table alone 7.5k; + (ts) 10.9k; + UNIQUE(id) 11.7k; + (type, ts) with an
+ * integer type 12.2k: every index costs 3.4-4.7k, the four together about
+ * twice the table. The four: 29.1k; SQLite single-threaded without memory
+ * statistics (store.c) 26.1k; multi-row inserts (writer.h WRITER_CHUNK)
+ * 22.9k at 64 rows, 20.2k at 256; type and source as integer codes 27.0k
+ * instead of 29.1k (smaller index entries, integer comparisons).
+ * The real stage (tools/storebench --vfs unix --durability normal --events
+ * 100K with ringflow-store under valgrind --tool=callgrind): schema 1
+ * 30.0k per event, schema 2 with the single-threaded SQLite 28.8k, with
+ * 256-row inserts 22.0k, with integer codes 20.0k; tools/storebench on a
+ * quiet VM then gave 301-319k events/s (README). Meeting 500k would need fewer
+ * b-tree inserts per event than these four indexes (for example type and
+ * source kept per block of events rather than per event).
+ * Indexes, each for one api query and nothing more:
  *   events_id      UNIQUE(id): lookup by id, and the duplicate check of
  *                  INSERT OR IGNORE (a retried event is not stored twice);
  *   events_ts      (ts): time ranges, keyset pagination by (ts, rowid);
@@ -77,26 +108,40 @@ static const char *const pragmas_fixed[] = {
  * reused with a timestamp in another partition is stored again there.
  *
  * windows: results of the process stage, upserted by (name, key, start) so
- * a re-emitted result replaces the earlier one and a replay never doubles.
+ * a re-emitted result replaces the earlier one and a replay never doubles;
+ * final says whether the window had closed. The primary key serves one
+ * name and key over a range of starts; windows_name_start serves one name,
+ * every key, over a range of starts (the api's default listing), which the
+ * primary key could only answer by reading every key of the name.
+ * late: which window refused which event as late, and its watermark then,
+ * keyed by (seq, window) so a replay overwrites; the event itself is a row
+ * of events with EVENT_F_LATE. Few rows, read by seq.
  * rejects: rejected inputs keyed by their pipeline seq: replays overwrite
- * the same row.
+ * the same row; rejects_received serves the api's time range.
  * position: one row, the ring mark just after the last batch committed in
- * this file, written in the same transaction as the batch's rows.
+ * this file, written in the same transaction as the batch's rows, and the
+ * identity of the ring the mark belongs to (its creation time, ns): a
+ * position of another ring (an instance recreated) means nothing here.
  * meta: schema_version, partition_start_ms, partition_end_ms.
  */
 static const char ddl[] =
         "CREATE TABLE IF NOT EXISTS events("
+        " rid INTEGER PRIMARY KEY,"
         " id TEXT NOT NULL,"
         " ts INTEGER NOT NULL,"
         " received INTEGER NOT NULL,"
         " seq INTEGER NOT NULL,"
-        " type TEXT NOT NULL,"
-        " source TEXT NOT NULL,"
+        " type INTEGER NOT NULL,"
+        " source INTEGER NOT NULL,"
+        " flags INTEGER NOT NULL,"
         " data TEXT NOT NULL);"
         "CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(id);"
         "CREATE INDEX IF NOT EXISTS events_ts ON events(ts);"
         "CREATE INDEX IF NOT EXISTS events_type_ts ON events(type, ts);"
         "CREATE INDEX IF NOT EXISTS events_src_ts ON events(source, ts);"
+        "CREATE TABLE IF NOT EXISTS names("
+        " code INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL UNIQUE);"
         "CREATE TABLE IF NOT EXISTS windows("
         " name TEXT NOT NULL,"
         " key TEXT NOT NULL,"
@@ -104,8 +149,18 @@ static const char ddl[] =
         " \"end\" INTEGER NOT NULL,"
         " count INTEGER NOT NULL,"
         " aggregates TEXT NOT NULL,"
+        " final INTEGER NOT NULL,"
         " updated INTEGER NOT NULL,"
         " PRIMARY KEY(name, key, start));"
+        "CREATE INDEX IF NOT EXISTS windows_name_start ON windows(name, start);"
+        "CREATE TABLE IF NOT EXISTS late("
+        " seq INTEGER NOT NULL,"
+        " \"window\" TEXT NOT NULL,"
+        " ts INTEGER NOT NULL,"
+        " watermark INTEGER NOT NULL,"
+        " id TEXT NOT NULL,"
+        " received INTEGER NOT NULL,"
+        " PRIMARY KEY(seq, \"window\")) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS rejects("
         " seq INTEGER PRIMARY KEY,"
         " received INTEGER NOT NULL,"
@@ -115,10 +170,12 @@ static const char ddl[] =
         " offset INTEGER NOT NULL,"
         " raw BLOB NOT NULL,"
         " raw_total INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS rejects_received ON rejects(received);"
         "CREATE TABLE IF NOT EXISTS position("
         " id INTEGER PRIMARY KEY CHECK (id = 1),"
         " ring_pos INTEGER NOT NULL,"
         " ring_count INTEGER NOT NULL,"
+        " ring_id INTEGER NOT NULL,"
         " committed_ns INTEGER NOT NULL);"
         "CREATE TABLE IF NOT EXISTS meta("
         " key TEXT PRIMARY KEY,"
@@ -242,10 +299,11 @@ static int check_meta(sqlite3 *db, const struct schema_opts *o, char *why, size_
             (rc = meta_get(db, "partition_end_ms", &end, why, whylen)) != 0)
                 return rc > 0 ? why_set(why, whylen, -EBADMSG, "schema: %s: meta is incomplete", fn)
                               : rc;
-        if (version > SCHEMA_VERSION)
+        if (version != SCHEMA_VERSION)
                 return why_set(why, whylen, -EPROTO,
-                               "schema: %s: schema version %lld is newer than ours (%d)", fn,
-                               (long long)version, SCHEMA_VERSION);
+                               "schema: %s: schema version %lld is %s than ours (%d); move the "
+                               "file away to start it anew", fn, (long long)version,
+                               version > SCHEMA_VERSION ? "newer" : "older", SCHEMA_VERSION);
         if (start != o->start_ms || end != o->end_ms)
                 return why_set(why, whylen, -EINVAL,
                                "schema: %s: holds [%lld, %lld) ms, expected [%lld, %lld)", fn,

@@ -8,8 +8,11 @@
 
 struct sqlite3;
 
-/* meta.schema_version of files this code writes; a newer file is refused. */
-#define SCHEMA_VERSION 1
+/*
+ * meta.schema_version of files this code writes; a file of another version is
+ * refused (2: rowid = seq, flags, windows.final, late, ring_id, the api's indexes).
+ */
+#define SCHEMA_VERSION 2
 
 enum store_durability {
         STORE_DURABILITY_FULL = 0,      /* synchronous=FULL: a commit survives power loss */
@@ -27,9 +30,9 @@ struct schema_opts {
  * partition file), then creates the tables and indexes when missing and
  * records the schema version and the partition bounds in meta, in one
  * transaction. An existing file is checked instead: its schema version
- * must not be newer than SCHEMA_VERSION and its bounds must be o's.
+ * must be SCHEMA_VERSION and its bounds must be o's.
  * Returns 0, or -errno with why naming the SQLite message: -EPROTO for a
- * newer schema, -EINVAL for bounds that differ, -EIO for a SQLite failure
+ * file of another schema version, -EINVAL for bounds that differ, -EIO for a SQLite failure
  * (-EBUSY when another connection holds a lock, -ENOSPC when the disk is full).
  */
 int schema_apply(struct sqlite3 *db, const struct schema_opts *o, char *why, size_t whylen);

@@ -3,6 +3,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,7 +46,8 @@ enum {
         S_REJECTS_STORED, S_REJECTS_REPLAYED, S_RECORDS_BAD, S_RECORDS_UNKNOWN, S_BATCHES,
         S_BATCH_RECORDS, S_COMMIT_NS, S_LIVE_SENT, S_LIVE_DROPPED, S_RETENTION_REMOVED,
         S_PARTITIONS_OPEN, S_COMMITTED_POS, S_COMMITTED_COUNT, S_CURSOR_COUNT, S_COMMIT_ERRORS,
-        S_VFS_SUBMITS, S_VFS_FSYNCS, S_VFS_ERRORS, S_COMMITTED_SEQ, S_COUNT
+        S_VFS_SUBMITS, S_VFS_FSYNCS, S_VFS_ERRORS, S_WINDOWS_STORED, S_WINDOWS_REPLAYED,
+        S_LATE_STORED, S_LATE_REPLAYED, S_EVENTS_SEQ_MOVED, S_COMMITTED_SEQ, S_COUNT
 };
 
 static const struct stats_def store_defs[S_COUNT] = {
@@ -72,19 +74,26 @@ static const struct stats_def store_defs[S_COUNT] = {
         [S_VFS_SUBMITS] = { "vfs.submits", STATS_GAUGE },
         [S_VFS_FSYNCS] = { "vfs.fsyncs", STATS_GAUGE },
         [S_VFS_ERRORS] = { "vfs.errors", STATS_GAUGE },
+        [S_WINDOWS_STORED] = { "windows.stored", STATS_COUNTER },
+        [S_WINDOWS_REPLAYED] = { "windows.replayed", STATS_COUNTER },
+        [S_LATE_STORED] = { "late.stored", STATS_COUNTER },
+        [S_LATE_REPLAYED] = { "late.replayed", STATS_COUNTER },
+        [S_EVENTS_SEQ_MOVED] = { "events.seq_moved", STATS_COUNTER },
         /* The highest event/reject seq of the last committed batch: the api's ?ack=stored waits for it. */
         [S_COMMITTED_SEQ] = { "committed.seq", STATS_GAUGE },
 };
 
-/* An event of the open batch that was stored: its payload in ring memory, for the live ring. */
+/* An event or window result of the open batch that was stored: its payload in ring memory, for the live ring. */
 struct live_ref {
         const void *data;
         uint32_t len;
+        uint16_t type;                  /* EVENT_REC_EVENT or EVENT_REC_WINDOW */
 };
 
 /* What the open batch did, added to the counters only once it is durable. */
 struct batch_tally {
         uint64_t stored, duplicate, replayed, rejects, rejects_replayed;
+        uint64_t windows, windows_replayed, late, late_replayed;
 };
 
 struct store {
@@ -102,9 +111,15 @@ struct store {
         int64_t deadline;               /* CLOCK_MONOTONIC: commit by then */
         struct ring_mark mark;          /* after its last record */
         struct batch_tally t;
-        uint64_t max_seq;               /* the highest event/reject seq in it */
-        struct live_ref *refs;          /* stored events, cfg.store_batch at most */
+        uint64_t max_seq;               /* the highest event/reject seq seen */
+        struct live_ref *refs;          /* stored events and windows, cfg.store_batch at most */
         unsigned nrefs;
+
+        /* Events of this round not yet handed to the writer (ROUND_MAX at most). */
+        struct writer_event *pend;
+        struct ring_rec *pend_rec;
+        int *pend_res;
+        unsigned npend;
 
         uint64_t bad;                   /* this run's bad records, for the log's rate limit */
         unsigned char unknown_seen[(RING_TYPE_MAX + 1) / 8];
@@ -195,6 +210,20 @@ static int store_vfs(struct store *st, const char **vfs, char *why, size_t whyle
         return 0;
 }
 
+/*
+ * One thread of this process uses SQLite: no mutexes and no memory
+ * statistics, whose global mutex and counters showed in perf as about 3%
+ * of the store's CPU (pthread_mutex_lock/unlock, sqlite3StatusUp/Down);
+ * under callgrind an indexed insert took 26.1k instructions instead of 29.1k.
+ * Only possible before SQLite initializes (the VFS registration does); in a
+ * process that already used it (a test) SQLite refuses, which is harmless.
+ */
+static void store_sqlite_config(void)
+{
+        if (sqlite3_config(SQLITE_CONFIG_SINGLETHREAD) == SQLITE_OK)
+                sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 /* partitions.open: the partition files in the data directory (what the api can query). */
 static void store_count_partitions(struct store *st)
 {
@@ -253,6 +282,7 @@ int store_open(struct store **sp, const struct config *cfg, unsigned flags, char
         int err;
 
         *sp = NULL;
+        store_sqlite_config();
         st = calloc(1, sizeof(*st));
         if (st == NULL)
                 return why_set(why, whylen, -ENOMEM, "out of memory");
@@ -261,7 +291,10 @@ int store_open(struct store **sp, const struct config *cfg, unsigned flags, char
         st->cfg.nnamed = 0;
         st->dirfd = -1;
         st->refs = calloc(cfg->store_batch, sizeof(*st->refs));
-        if (st->refs == NULL) {
+        st->pend = calloc(ROUND_MAX, sizeof(*st->pend));
+        st->pend_rec = calloc(ROUND_MAX, sizeof(*st->pend_rec));
+        st->pend_res = calloc(ROUND_MAX, sizeof(*st->pend_res));
+        if (st->refs == NULL || st->pend == NULL || st->pend_rec == NULL || st->pend_res == NULL) {
                 err = why_set(why, whylen, -ENOMEM, "out of memory for a batch of %llu records",
                               (unsigned long long)cfg->store_batch);
                 goto err;
@@ -284,6 +317,12 @@ int store_open(struct store **sp, const struct config *cfg, unsigned flags, char
                                                                     : STORE_DURABILITY_FULL;
         if ((err = store_vfs(st, &wo.vfs, why, whylen)) < 0)
                 goto err;
+        /* The ring's identity: a position stored for an earlier ring of the same name is not ours. */
+        if ((err = ring_stats(st->in, &rs)) < 0) {
+                why_set(why, whylen, err, "process-store.ring: %s", ring_why(st->in));
+                goto err;
+        }
+        wo.ring_id = rs.created_ns;
         if ((err = writer_create(&st->w, &wo, w, sizeof(w))) < 0) {
                 why_set(why, whylen, err, "%s", w);
                 goto err;
@@ -334,6 +373,9 @@ void store_close(struct store *st)
         if (st->dirfd >= 0)
                 close(st->dirfd);
         free(st->refs);
+        free(st->pend);
+        free(st->pend_rec);
+        free(st->pend_res);
         free(st);
 }
 
@@ -345,6 +387,71 @@ static int store_bad_log(struct store *st)
         return st->bad <= BAD_LOG_FIRST || st->bad % BAD_LOG_EVERY == 0;
 }
 
+/* Counts and logs (rate-limited) a record of this kind that did not decode; it is skipped. */
+static int store_bad(struct store *st, const struct ring_rec *rec, const char *kind, const char *w)
+{
+        stats_add(st->slot[S_RECORDS_BAD], 1);
+        if (store_bad_log(st))
+                log_warnx("process-store.ring: %s record at position %llu skipped (bad record "
+                          "#%llu): %s", kind, (unsigned long long)rec->pos,
+                          (unsigned long long)st->bad, w);
+        return 0;
+}
+
+/* Keeps a stored record's payload (ring memory, valid until ring_done) for the live ring. */
+static void store_ref(struct store *st, const struct ring_rec *rec)
+{
+        st->refs[st->nrefs].data = rec->data;
+        st->refs[st->nrefs].len = rec->len;
+        st->refs[st->nrefs].type = rec->type;
+        st->nrefs++;
+}
+
+/*
+ * Hands the round's pending events to the writer in one call (multi-row
+ * inserts) and tallies each answer. 0, or -errno when the batch must be given up.
+ */
+static int store_put_pending(struct store *st)
+{
+        unsigned n = st->npend;
+        int rc;
+
+        if (n == 0)
+                return 0;
+        st->npend = 0;
+        rc = writer_put_events(st->w, st->pend, n, st->pend_res);
+        if (rc < 0)
+                return store_fail(st, rc, "%s", writer_why(st->w));
+        for (unsigned i = 0; i < n; i++) {
+                const struct ring_rec *rec = &st->pend_rec[i];
+
+                switch (st->pend_res[i]) {
+                case WRITER_STORED:
+                        st->t.stored++;
+                        store_ref(st, rec);
+                        break;
+                case WRITER_DUPLICATE:
+                        st->t.duplicate++;
+                        break;
+                case WRITER_REPLAYED:
+                        st->t.replayed++;
+                        break;
+                default:
+                        /* -ERANGE: a timestamp or seq no partition holds; the record is bad, not the store. */
+                        stats_add(st->slot[S_RECORDS_BAD], 1);
+                        if (store_bad_log(st))
+                                log_warnx("process-store.ring: event record at position %llu "
+                                          "skipped (bad record #%llu): timestamp %lld ms or seq "
+                                          "%llu out of range", (unsigned long long)rec->pos,
+                                          (unsigned long long)st->bad,
+                                          (long long)st->pend[i].ev.timestamp_ms,
+                                          (unsigned long long)st->pend[i].ev.seq);
+                        break;
+                }
+        }
+        return 0;
+}
+
 /* Writes one record into the open batch. 0, or -errno when the batch must be given up. */
 static int store_put(struct store *st, const struct ring_rec *rec)
 {
@@ -352,42 +459,24 @@ static int store_put(struct store *st, const struct ring_rec *rec)
         int rc;
 
         if (rec->type == EVENT_REC_EVENT) {
-                struct event_view ev;
+                struct writer_event *we = &st->pend[st->npend];
 
-                if (event_decode(rec->data, rec->len, &ev, w, sizeof(w)) < 0) {
-                        stats_add(st->slot[S_RECORDS_BAD], 1);
-                        if (store_bad_log(st))
-                                log_warnx("process-store.ring: event record at position %llu "
-                                          "skipped (bad record #%llu): %s",
-                                          (unsigned long long)rec->pos,
-                                          (unsigned long long)st->bad, w);
-                        return 0;
-                }
-                if (ev.seq > st->max_seq)
-                        st->max_seq = ev.seq;
-                rc = writer_put_event(st->w, rec->next, &ev);
-                if (rc == WRITER_STORED) {
-                        st->t.stored++;
-                        st->refs[st->nrefs].data = rec->data;
-                        st->refs[st->nrefs].len = rec->len;
-                        st->nrefs++;
-                } else if (rc == WRITER_DUPLICATE) {
-                        st->t.duplicate++;
-                } else if (rc == WRITER_REPLAYED) {
-                        st->t.replayed++;
-                }
-        } else if (rec->type == EVENT_REC_REJECT) {
+                if (event_decode(rec->data, rec->len, &we->ev, w, sizeof(w)) < 0)
+                        return store_bad(st, rec, "event", w);
+                if (we->ev.seq > st->max_seq)
+                        st->max_seq = we->ev.seq;
+                we->next = rec->next;
+                st->pend_rec[st->npend++] = *rec;
+                return 0;
+        }
+        /* Records keep their order: the events before this one go in first. */
+        if ((rc = store_put_pending(st)) < 0)
+                return rc;
+        if (rec->type == EVENT_REC_REJECT) {
                 struct event_reject_view rv;
 
-                if (event_reject_decode(rec->data, rec->len, &rv, w, sizeof(w)) < 0) {
-                        stats_add(st->slot[S_RECORDS_BAD], 1);
-                        if (store_bad_log(st))
-                                log_warnx("process-store.ring: reject record at position %llu "
-                                          "skipped (bad record #%llu): %s",
-                                          (unsigned long long)rec->pos,
-                                          (unsigned long long)st->bad, w);
-                        return 0;
-                }
+                if (event_reject_decode(rec->data, rec->len, &rv, w, sizeof(w)) < 0)
+                        return store_bad(st, rec, "reject", w);
                 if (rv.seq > st->max_seq)
                         st->max_seq = rv.seq;
                 rc = writer_put_reject(st->w, rec->next, &rv);
@@ -395,6 +484,36 @@ static int store_put(struct store *st, const struct ring_rec *rec)
                         st->t.rejects++;
                 else if (rc == WRITER_REPLAYED)
                         st->t.rejects_replayed++;
+        } else if (rec->type == EVENT_REC_WINDOW) {
+                struct event_window_view wv;
+                struct store_window win;
+
+                if (event_window_decode(rec->data, rec->len, &wv, w, sizeof(w)) < 0)
+                        return store_bad(st, rec, "window", w);
+                win.name = wv.name;
+                win.key = wv.key;
+                win.start_ms = wv.start_ms;
+                win.end_ms = wv.end_ms;
+                win.count = wv.count;
+                win.aggregates_json = wv.aggregates;
+                win.final = wv.final;
+                rc = writer_put_window(st->w, rec->next, &win);
+                if (rc == WRITER_STORED) {
+                        st->t.windows++;
+                        store_ref(st, rec);
+                } else if (rc == WRITER_REPLAYED) {
+                        st->t.windows_replayed++;
+                }
+        } else if (rec->type == EVENT_REC_LATE) {
+                struct event_late_view lv;
+
+                if (event_late_decode(rec->data, rec->len, &lv, w, sizeof(w)) < 0)
+                        return store_bad(st, rec, "late", w);
+                rc = writer_put_late(st->w, rec->next, &lv);
+                if (rc == WRITER_STORED)
+                        st->t.late++;
+                else if (rc == WRITER_REPLAYED)
+                        st->t.late_replayed++;
         } else {
                 unsigned char bit = (unsigned char)(1u << (rec->type % 8));
 
@@ -446,11 +565,17 @@ int store_do_work(struct store *st)
                 if ((err = store_put(st, &rec)) < 0) {
                         writer_abort(st->w);
                         st->open = 0;
+                        st->npend = 0;
                         return err;
                 }
                 st->mark = rec.next;
                 st->n++;
                 taken++;
+        }
+        if ((err = store_put_pending(st)) < 0) {
+                writer_abort(st->w);
+                st->open = 0;
+                return err;
         }
         if (taken > 0) {
                 stats_add(st->slot[S_RECORDS_IN], taken);
@@ -468,7 +593,7 @@ static void store_send_live(struct store *st)
                 return;
         for (unsigned i = 0; i < st->nrefs; i++) {
                 void *p;
-                int err = ring_reserve(st->live, EVENT_REC_EVENT, st->refs[i].len, &p);
+                int err = ring_reserve(st->live, st->refs[i].type, st->refs[i].len, &p);
 
                 if (err < 0) {
                         /* -EAGAIN: full (the ring counted the drop); -EMSGSIZE: larger than it takes. */
@@ -524,6 +649,10 @@ int store_flush(struct store *st, int force)
         stats_add(st->slot[S_EVENTS_REPLAYED], st->t.replayed);
         stats_add(st->slot[S_REJECTS_STORED], st->t.rejects);
         stats_add(st->slot[S_REJECTS_REPLAYED], st->t.rejects_replayed);
+        stats_add(st->slot[S_WINDOWS_STORED], st->t.windows);
+        stats_add(st->slot[S_WINDOWS_REPLAYED], st->t.windows_replayed);
+        stats_add(st->slot[S_LATE_STORED], st->t.late);
+        stats_add(st->slot[S_LATE_REPLAYED], st->t.late_replayed);
         stats_add(st->slot[S_BATCHES], 1);
         stats_hist_add(st->stats, S_BATCH_RECORDS, st->n);
         store_send_live(st);
@@ -536,6 +665,7 @@ int store_flush(struct store *st, int force)
                 atomic_store_explicit(st->slot[S_COMMITTED_SEQ], st->max_seq, memory_order_release);
         writer_counters(st->w, &wc);
         stats_set(st->slot[S_EVENTS_FUTURE], wc.future);
+        stats_set(st->slot[S_EVENTS_SEQ_MOVED], wc.seq_moved);
         if (wc.opens != st->opens_seen) {
                 /* A new file may have appeared: recount (a readdir, only when a file was opened). */
                 st->opens_seen = wc.opens;
@@ -601,9 +731,10 @@ void store_log_totals(struct store *st)
 
         writer_counters(st->w, &c);
         log_info("this run: %llu events stored, %llu duplicates, %llu replayed, %llu rejects, "
-                 "%llu bad records, %llu per-file commits in %.1f s",
-                 (unsigned long long)c.events, (unsigned long long)c.duplicates,
+                 "%llu window results, %llu late records, %llu bad records, %llu per-file commits "
+                 "in %.1f s", (unsigned long long)c.events, (unsigned long long)c.duplicates,
                  (unsigned long long)c.replayed, (unsigned long long)c.rejects,
+                 (unsigned long long)c.windows, (unsigned long long)c.late,
                  (unsigned long long)st->bad, (unsigned long long)c.commits,
                  (double)(clock_mono_ns() - st->started) / NSEC_PER_SEC);
 }

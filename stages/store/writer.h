@@ -16,7 +16,7 @@
  * (at most max_open, least recently used closed first) with its prepared
  * statements, and writes batches:
  *
- *   writer_begin -> writer_put_event / _reject / _window ... -> writer_commit(mark)
+ *   writer_begin -> writer_put_event(s) / _reject / _window / _late ... -> writer_commit(mark)
  *
  * Exactly once across partitions. A batch may touch several files and
  * SQLite cannot commit WAL databases atomically together (an ATTACHed
@@ -32,18 +32,35 @@
  * already holds (next.pos <= stored position, i.e. ring_rec.pos < stored)
  * is skipped and reported as WRITER_REPLAYED, not as a duplicate. Whatever
  * instant a crash hits (before, between or after the per-file commits),
- * every row ends up in its file exactly once. Ring positions must keep
- * growing: a ring recreated from position 0 would look like a replay.
+ * every row ends up in its file exactly once. Positions belong to one
+ * ring: each file keeps the identity of the ring its position came from
+ * (opts.ring_id, the ring's creation time), and a file whose position is of
+ * another ring (the instance was recreated, positions start again from 0)
+ * counts as having none, so new records are not skipped as replays; this is
+ * logged and counted (foreign_positions).
  *
  * When a batch needs more files than max_open, the least recently used one
  * is committed early with the mark after the last record put into it
  * (the invariant still holds) and closed.
  *
- * Event ids are unique per partition file: INSERT ... ON CONFLICT(id) DO
+ * Event ids are unique per partition file: INSERT ... ON CONFLICT DO
  * NOTHING and sqlite3_changes() == 0 make a retried id a duplicate. The same
  * id with a timestamp in another partition is stored there too (there is no
- * index across files). Window results are upserted by (name, key, start)
- * and rejects keyed by seq, so they are idempotent even without the check.
+ * index across files). Window results are upserted by (name, key, start),
+ * late records by (seq, window) and rejects keyed by seq, so they are
+ * idempotent even without the check.
+ *
+ * An event's rowid is its pipeline seq, so the api reads "events after seq
+ * X" as a rowid range. Seqs can repeat in a file (ingest killed between
+ * publishing and saving its state numbers events again; a recreated
+ * instance starts from 1 on the same day): an event whose seq the file
+ * already holds for another id is stored under a fresh rowid (the largest +
+ * 1) with its seq kept in the seq column, and counted (seq_moved); that one
+ * event is then out of seq order for a resume, nothing is lost. An event
+ * with seq 0 (never numbered by ingest: tools, tests) gets a fresh rowid
+ * too, without the check. After a
+ * recreated instance this slow path (two more statements per event) lasts
+ * until the new seqs pass the file's old ones or the partition ends.
  *
  * Rows are routed by time: events by their timestamp, window results by
  * their start, rejects by their receive time. Events more than future_ms
@@ -63,6 +80,15 @@
 #define WRITER_CHECKPOINT_COMMITS_DEFAULT 64
 #define WRITER_CHECKPOINT_PAGES_DEFAULT 16384   /* 64 MiB of WAL with 4 KiB pages */
 #define WRITER_FUTURE_MS_DEFAULT (24LL * 3600 * 1000)
+/*
+ * Rows per multi-row INSERT in writer_put_events. Measured with callgrind
+ * (instructions per row, which the load of the shared VM does not change;
+ * events table with its four indexes, single-threaded SQLite): one row per
+ * statement 26.1k, 64 rows 22.9k, 256 rows 20.2k (20.4k inside a savepoint),
+ * 512 rows 19.6k: little more, while rounds of the stage (1024 records)
+ * would leave more rows to the one-by-one path.
+ */
+#define WRITER_CHUNK 256
 
 struct store_writer_opts {
         const char *data_dir;           /* created 0700 when missing */
@@ -74,6 +100,7 @@ struct store_writer_opts {
         unsigned checkpoint_pages;      /* ... or when its WAL has this many pages */
         int64_t future_ms;              /* 0: WRITER_FUTURE_MS_DEFAULT */
         int cache_kib;                  /* per connection; 0: schema.h's default */
+        int64_t ring_id;                /* identity of the input ring (ring_stats.created_ns) */
 };
 
 /* A window result (the process stage's ring layout is decoded by the stage). */
@@ -82,13 +109,17 @@ struct store_window {
         int64_t start_ms, end_ms;
         uint64_t count;
         const char *aggregates_json;
+        int final;                      /* 1: the window closed; 0: an early result */
 };
 
 struct writer_counters {
         uint64_t events;                /* event rows written */
         uint64_t duplicates;            /* events whose id the partition had */
         uint64_t replayed;              /* records skipped because their partition had them */
-        uint64_t rejects, windows;      /* rows written (upserts count once each) */
+        uint64_t rejects, windows, late; /* rows written (upserts count once each) */
+        uint64_t seq_moved;             /* events stored under a fresh rowid: their seq was taken */
+        uint64_t chunk_retries;         /* multi-row inserts redone row by row (a conflict in them) */
+        uint64_t foreign_positions;     /* files opened whose position was of another ring */
         uint64_t future;                /* events beyond the future bound (stored anyway) */
         uint64_t commits;               /* per-file transactions committed */
         uint64_t early_commits;         /* of those, forced by closing a file mid-batch */
@@ -125,11 +156,33 @@ int writer_begin(struct store_writer *w);
  * Writes one event into the partition of its timestamp; next is the ring
  * mark just after its record (ring_rec.next).
  * Returns WRITER_STORED, WRITER_DUPLICATE or WRITER_REPLAYED; or -EINVAL
- * (no batch open, a NULL string), -ERANGE (timestamp out of range), or the
+ * (no batch open, a NULL string), -ERANGE (timestamp out of range, a seq
+ * above INT64_MAX), or the
  * -errno of a failed open or write, with writer_why; the batch must then be
  * aborted (writer_abort), and the stage replays from the ring's commit.
  */
 int writer_put_event(struct store_writer *w, struct ring_mark next, const struct event_view *ev);
+
+/* One event for writer_put_events: its ring mark (ring_rec.next) and its decoded view. */
+struct writer_event {
+        struct ring_mark next;
+        struct event_view ev;
+};
+
+/*
+ * Writes n events as n calls of writer_put_event would, with the same rows
+ * and counters, but runs of WRITER_CHUNK events of one partition go in as
+ * one multi-row INSERT (a quarter fewer instructions per row): the answer
+ * of each event goes to results[i]: WRITER_STORED, WRITER_DUPLICATE,
+ * WRITER_REPLAYED, or -ERANGE for an event no partition can hold or whose
+ * seq is above INT64_MAX (it is skipped; the others are written). A run
+ * in which some row meets an id or seq already there is redone row by row
+ * (counted in chunk_retries), so every answer is exact.
+ * Returns 0, or -errno as writer_put_event (results are then incomplete
+ * and the batch must be aborted).
+ */
+int writer_put_events(struct store_writer *w, const struct writer_event *in, size_t n,
+                      int *results);
 
 /*
  * Writes one reject into the partition of its receive time (replacing a row
@@ -146,6 +199,13 @@ int writer_put_reject(struct store_writer *w, struct ring_mark next,
  * above INT64_MAX).
  */
 int writer_put_window(struct store_writer *w, struct ring_mark next, const struct store_window *win);
+
+/*
+ * Upserts one late record (which window refused which event) into the
+ * partition of the event's timestamp, keyed by (seq, window). Returns
+ * WRITER_STORED or WRITER_REPLAYED, or -errno as writer_put_event.
+ */
+int writer_put_late(struct store_writer *w, struct ring_mark next, const struct event_late_view *lv);
 
 /*
  * Commits the batch: in each file it wrote to, the position row = mark and

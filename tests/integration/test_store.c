@@ -839,3 +839,145 @@ Test(store, sigkill_during_a_stream_stores_every_event_once)
         producer_fini(&pr);
         proc_fini(&p);
 }
+
+/* Encodes and writes one window result; publishes. */
+static void put_window(struct producer *pr, const char *key, int64_t start, uint64_t count, int final)
+{
+        struct event_window_view wv = {
+                .start_ms = start, .end_ms = start + 60000, .emitted_ns = clock_real_ns(),
+                .count = count, .final = final, .name = "cpm", .name_len = 3, .key = key,
+                .key_len = (uint32_t)strlen(key), .aggregates = "{\"count\":1}",
+                .aggregates_len = 11,
+        };
+        long n = event_window_encode(pr->buf, pr->cap, &wv);
+
+        cr_assert(n > 0, "event_window_encode: %ld", n);
+        cr_assert(put_raw(pr, EVENT_REC_WINDOW, pr->buf, (size_t)n));
+        ring_publish(pr->ring);
+}
+
+Test(store, window_results_and_late_records_are_stored_and_windows_go_live)
+{
+        int64_t now = today_noon_ms();
+        struct event_late_view lv = {
+                .seq = 0, .timestamp_ms = now - 120000, .watermark_ms = now,
+                .received_ns = 42, .window = "cpm", .window_len = 3, .id = "late-1", .id_len = 6,
+        };
+        const uint16_t want[] = { EVENT_REC_WINDOW, EVENT_REC_WINDOW, EVENT_REC_EVENT, EVENT_REC_WINDOW };
+        struct producer pr;
+        struct ring *live;
+        struct ring_rec rec;
+        struct proc p;
+        sqlite3 *db;
+        unsigned n = 0;
+        size_t len;
+        long ln;
+
+        rings_create(1u << 20, 65536);
+        producer_init(&pr);
+        live = attach("store", "api", RING_CONSUMER);
+        store_start(&p, NULL);
+        put_window(&pr, "[\"a\"]", now - 60000, 3, 0);
+        put_window(&pr, "[\"a\"]", now - 60000, 5, 1);         /* the same window, final: replaces */
+        len = encode_event(&pr, "late-1", now - 120000, "{}");
+        event_set_flags(pr.buf, EVENT_F_LATE);
+        put_encoded(&pr, len);
+        ln = event_late_encode(pr.buf, pr.cap, &lv);
+        cr_assert(ln > 0);
+        cr_assert(put_raw(&pr, EVENT_REC_LATE, pr.buf, (size_t)ln));
+        ring_publish(pr.ring);
+        put_window(&pr, "[\"b\"]", now - 60000, 1, 1);
+        stat_wait("windows.stored", 3, &p);
+        stat_wait("late.stored", 1, &p);
+        cr_assert_eq(stat_now("events.stored"), 1);
+        cr_assert_eq(stat_now("records.bad"), 0);
+        cr_assert_eq(stat_now("records.unknown"), 0);
+
+        /* The live ring: the stored window results and the event, in input order. */
+        for (int64_t deadline = clock_mono_ns() + WAIT_NS; n < 4;) {
+                struct timespec ms = { 0, NSEC_PER_MSEC };
+
+                if (ring_peek(live, &rec) != 0) {
+                        cr_assert(clock_mono_ns() < deadline, "%u records in the live ring", n);
+                        nanosleep(&ms, NULL);
+                        continue;
+                }
+                cr_assert_eq(rec.type, want[n], "live record %u has type %u", n, rec.type);
+                if (rec.type == EVENT_REC_WINDOW) {
+                        struct event_window_view wv;
+                        char why[WHY_MAX];
+
+                        cr_assert(event_window_decode(rec.data, rec.len, &wv, why, sizeof(why)) == 0,
+                                  "%s", why);
+                        cr_assert_str_eq(wv.name, "cpm");
+                }
+                n++;
+        }
+        cr_assert(ring_done(live, ring_cursor(live)) == 0);
+        cr_assert_eq(proc_stop(&p, SIGTERM), 0);
+
+        db = part_open(now, false);
+        check_integrity(db);
+        cr_assert_eq(query_int(db, "SELECT count(*) FROM windows"), 2);
+        cr_assert_eq(query_int(db, "SELECT count FROM windows WHERE key = '[\"a\"]'"), 5);
+        cr_assert_eq(query_int(db, "SELECT final FROM windows WHERE key = '[\"a\"]'"), 1);
+        cr_assert_eq(query_int(db, "SELECT count(*) FROM late WHERE id = 'late-1' AND "
+                                   "\"window\" = 'cpm' AND received = 42"), 1);
+        cr_assert_eq(query_int(db, "SELECT flags & 4 FROM events WHERE id = 'late-1'"), 4,
+                     "EVENT_F_LATE is kept");
+        sqlite3_close(db);
+        ring_close(live);
+        producer_fini(&pr);
+        proc_fini(&p);
+}
+
+Test(store, a_recreated_input_ring_is_stored_not_skipped_as_a_replay)
+{
+        int64_t now = today_noon_ms();
+        struct producer pr;
+        struct proc p;
+        char id[32], *err;
+
+        rings_create(1u << 20, 0);
+        producer_init(&pr);
+        store_start(&p, NULL);
+        for (unsigned i = 0; i < 50; i++) {
+                snprintf(id, sizeof(id), "gen1-%u", i);
+                put_event(&pr, id, now, "{}");
+        }
+        stat_wait("events.stored", 50, &p);
+        cr_assert_eq(proc_stop(&p, SIGTERM), 0);
+        proc_fini(&p);
+        producer_fini(&pr);
+
+        /* The instance's ring is recreated: positions start at 0 again, the files hold 50's. */
+        cr_assert(unlinkat(ti.dirfd, "process-store.ring", 0) == 0, "%s", strerror(errno));
+        rings_create(1u << 20, 0);
+        producer_init(&pr);
+        store_start(&p, NULL);
+        for (unsigned i = 0; i < 20; i++) {
+                snprintf(id, sizeof(id), "gen2-%u", i);
+                put_event(&pr, id, now, "{}");
+        }
+        /* The stats file lives on from the first run: wait for the rows themselves. */
+        for (int64_t deadline = clock_mono_ns() + WAIT_NS;;) {
+                struct timespec ms = { 0, 2 * NSEC_PER_MSEC };
+                sqlite3 *db = part_open(now, true);
+                int64_t n = try_count(db);
+
+                sqlite3_close(db);
+                if (n == 70)
+                        break;
+                cr_assert(!proc_exited(&p), "the store exited (%d): %s", p.status, proc_stderr(&p));
+                cr_assert(clock_mono_ns() < deadline, "%lld events stored, not 70", (long long)n);
+                nanosleep(&ms, NULL);
+        }
+        cr_assert_eq(proc_stop(&p, SIGTERM), 0);
+        cr_assert_eq(stat_now("events.replayed"), 0);
+        err = proc_stderr(&p);
+        cr_assert(strstr(err, "another process-store ring") != NULL, "not logged: %s", err);
+        free(err);
+        cr_assert_eq(count_events(now), 70);
+        producer_fini(&pr);
+        proc_fini(&p);
+}

@@ -95,7 +95,7 @@ static void put_window(struct store_writer *w, const char *key, int64_t start, u
 {
         struct store_window win = {
                 .name = "cpm", .key = key, .start_ms = start, .end_ms = start + 60000,
-                .count = count, .aggregates_json = "{\"sum\":1}",
+                .count = count, .aggregates_json = "{\"sum\":1}", .final = (int)(count % 2),
         };
 
         ring_n++;
@@ -400,6 +400,62 @@ Test(store_query, by_id_across_files, .init = setup, .fini = rm_tmp)
         query_destroy(q);
 }
 
+/* Every page of query_events_after from after_seq with page size limit, into g. */
+static void walk_after(struct query *q, uint64_t after_seq, unsigned limit, struct got *g)
+{
+        char why[256] = "";
+        struct query_page pg;
+        int pages = 0;
+
+        memset(g, 0, sizeof(*g));
+        do {
+                int before = g->n;
+                char *end = NULL;
+
+                cr_assert_eq(query_events_after(q, after_seq, limit, collect, g, &pg, why,
+                                                sizeof(why)), 0, "%s", why);
+                cr_assert_eq(pg.rows, (unsigned)(g->n - before));
+                if (pg.more) {
+                        cr_assert_eq(pg.rows, limit);
+                        after_seq = strtoull(pg.next, &end, 10);
+                        cr_assert(end != pg.next && *end == '\0', "next \"%s\"", pg.next);
+                }
+                cr_assert_lt(++pages, 1000);
+        } while (pg.more);
+}
+
+Test(store_query, events_after_a_seq_come_in_seq_order_across_partitions, .init = setup,
+     .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer();
+        struct query *q;
+        struct got g;
+        char why[256] = "";
+        struct query_page pg;
+
+        /* Six more events, alternating between day 2 and day 0: seqs interleave across files. */
+        cr_assert_eq(writer_begin(w), 0);
+        for (int k = N; k < N + 6; k++)
+                put_event(w, k, D0 + (k % 2 ? 0 : 2 * DAY_MS) + k);
+        cr_assert_eq(writer_commit(w, mk(ring_n)), 0, "%s", writer_why(w));
+        writer_destroy(w);
+        q = open_query(0, 2);   /* fewer connections than files: reopened on the way */
+        walk_after(q, 0, 7, &g);
+        cr_assert_eq(g.n, N + 6);
+        for (int i = 0; i < g.n; i++)
+                cr_assert_eq(g.k[i], i, "row %d is ev%03d: seq order", i, g.k[i]);
+        walk_after(q, N - 2, 0, &g);
+        cr_assert_eq(g.n, 8, "seqs N-1 .. N+6");
+        cr_assert_eq(g.k[0], N - 2, "seq N-1 is k N-2");
+        cr_assert_eq(g.k[7], N + 5);
+        walk_after(q, N + 6, 3, &g);
+        cr_assert_eq(g.n, 0, "nothing after the last seq");
+        cr_assert_eq(query_events_after(q, UINT64_MAX, 3, collect, &g, &pg, why, sizeof(why)),
+                     -EINVAL);
+        cr_assert(strstr(why, "seq") != NULL, "%s", why);
+        query_destroy(q);
+}
+
 struct wins {
         char key[8][8];
         int64_t start[8];
@@ -415,6 +471,7 @@ static int collect_window(void *arg, const struct query_window *w)
         cr_assert_str_eq(w->name, "cpm");
         cr_assert_str_eq(w->aggregates, "{\"sum\":1}");
         cr_assert_eq(w->end_ms, w->start_ms + 60000);
+        cr_assert_eq(w->final, (int)(w->count % 2), "final is kept");
         snprintf(g->key[g->n], sizeof(g->key[0]), "%s", w->key);
         g->start[g->n] = w->start_ms;
         g->count[g->n] = w->count;
@@ -753,69 +810,6 @@ Test(store_query, read_only_the_database_files_are_never_modified, .init = setup
         query_destroy(q);
 }
 
-/* Seqs handed out by query_events_after, in order. */
-struct seqs {
-        uint64_t s[N + 16];
-        int n;
-};
-
-static int collect_seq(void *arg, const struct query_event *ev)
-{
-        struct seqs *g = arg;
-
-        cr_assert_lt(g->n, N + 16);
-        g->s[g->n++] = ev->seq;
-        return 0;
-}
-
-Test(store_query, events_after_a_seq_merge_partitions_in_seq_order, .init = setup, .fini = rm_tmp)
-{
-        struct query *q = open_query(-1, 2);
-        struct store_writer *w = open_writer();
-        struct query_page pg;
-        struct seqs g;
-        char why[256] = "";
-        uint64_t after;
-
-        /* Eight more events that alternate between the three day files: seqs interleave. */
-        cr_assert_eq(writer_begin(w), 0);
-        for (int k = N; k < N + 8; k++)
-                put_event(w, k, D0 + (k % 3) * DAY_MS + 5);
-        cr_assert_eq(writer_commit(w, mk(ring_n)), 0, "%s", writer_why(w));
-        writer_destroy(w);
-
-        memset(&g, 0, sizeof(g));
-        cr_assert_eq(query_events_after(q, 0, 1000, collect_seq, &g, &pg, why, sizeof(why)), 0, "%s", why);
-        cr_assert_eq(g.n, N + 8, "got %d", g.n);
-        cr_assert_eq(pg.more, 0);
-        for (int i = 0; i < g.n; i++)
-                cr_assert_eq(g.s[i], (uint64_t)i + 1, "row %d: seq %llu", i, (unsigned long long)g.s[i]);
-
-        /* Pages of 7 after seq 100 (max_open 2 of 3 files: reopened on the way) give 101.. once each. */
-        memset(&g, 0, sizeof(g));
-        after = 100;
-        do {
-                int before = g.n;
-
-                cr_assert_eq(query_events_after(q, after, 7, collect_seq, &g, &pg, why, sizeof(why)), 0,
-                             "%s", why);
-                cr_assert_eq(pg.rows, (unsigned)(g.n - before));
-                cr_assert(pg.more ? pg.rows == 7 : 1);
-                if (g.n > 0)
-                        after = g.s[g.n - 1];
-        } while (pg.more);
-        cr_assert_eq(g.n, N + 8 - 100);
-        for (int i = 0; i < g.n; i++)
-                cr_assert_eq(g.s[i], (uint64_t)i + 101, "row %d: seq %llu", i, (unsigned long long)g.s[i]);
-
-        /* Nothing after the last. */
-        memset(&g, 0, sizeof(g));
-        cr_assert_eq(query_events_after(q, N + 8, 10, collect_seq, &g, &pg, why, sizeof(why)), 0, "%s", why);
-        cr_assert_eq(g.n, 0);
-        cr_assert_eq(pg.more, 0);
-        query_destroy(q);
-}
-
 Test(store_query, every_query_searches_an_index, .init = setup, .fini = rm_tmp)
 {
         char path[512];
@@ -840,19 +834,25 @@ Test(store_query, every_query_searches_an_index, .init = setup, .fini = rm_tmp)
                 cr_assert(strstr(plan, "SEARCH ") != NULL, "%s: %s", query_sql(i), plan);
                 cr_assert(strstr(plan, "SCAN ") == NULL, "a full scan: %s: %s", query_sql(i), plan);
                 if (strstr(query_sql(i), "FROM events") != NULL) {
-                        /* The walk by rowid (events after a seq) searches the table itself. */
-                        if (strstr(query_sql(i), "rowid >= ?1") != NULL)
+                        /* An index, or the table itself by rowid = seq (resume after a seq). */
+                        if (strstr(query_sql(i), "rowid > ?1") != NULL ||
+                            strstr(query_sql(i), "rowid = ?1") != NULL)
                                 cr_assert(strstr(plan, "INTEGER PRIMARY KEY") != NULL, "%s", plan);
                         else
                                 cr_assert(strstr(plan, "INDEX events_") != NULL, "%s", plan);
                         cr_assert(strstr(plan, "TEMP B-TREE") == NULL, "sorted by the index: %s", plan);
                 }
-                if (strstr(query_sql(i), "type = ?4") != NULL && strstr(query_sql(i), "source") == NULL)
+                if (strstr(query_sql(i), "name = ?4") != NULL && strstr(query_sql(i), "name = ?5") == NULL)
                         cr_assert(strstr(plan, "events_type_ts") != NULL, "%s", plan);
-                if (strstr(query_sql(i), "source = ?5") != NULL && strstr(query_sql(i), "type =") == NULL)
+                if (strstr(query_sql(i), "name = ?5") != NULL && strstr(query_sql(i), "name = ?4") == NULL)
                         cr_assert(strstr(plan, "events_src_ts") != NULL, "%s", plan);
+                if (strstr(query_sql(i), "FROM windows") != NULL && strstr(query_sql(i), "key =") == NULL)
+                        cr_assert(strstr(plan, "windows_name_start") != NULL, "%s", plan);
+                if (strstr(query_sql(i), "FROM rejects") != NULL)
+                        cr_assert(strstr(plan, "rejects_received (received>? AND received<?)") != NULL,
+                                  "%s", plan);
         }
-        cr_assert_eq(i, 14u);
+        cr_assert_eq(i, 15u);
         sqlite3_close(db);
 }
 

@@ -53,19 +53,26 @@ static void rm_tmp(void)
         rmdir(dir);
 }
 
-static struct store_writer *open_writer(enum store_durability dur, unsigned max_open)
+static struct store_writer *open_writer_ring(enum store_durability dur, unsigned max_open,
+                                             int64_t ring_id)
 {
         struct store_writer_opts o = {
                 .data_dir = dir,
                 .unit = PARTITION_DAY,
                 .durability = dur,
                 .max_open = max_open,
+                .ring_id = ring_id,
         };
         struct store_writer *w = NULL;
         char why[256] = "";
 
         cr_assert_eq(writer_create(&w, &o, why, sizeof(why)), 0, "%s", why);
         return w;
+}
+
+static struct store_writer *open_writer(enum store_durability dur, unsigned max_open)
+{
+        return open_writer_ring(dur, max_open, 0);
 }
 
 /* An event view over strings that live as long as the test's buffers. */
@@ -317,11 +324,17 @@ Test(store_writer, a_window_result_upsert_replaces, .init = mkdir_tmp, .fini = r
         cr_assert_eq(writer_put_window(w, mk(2), &win), WRITER_STORED);
         win.key = "ios";
         cr_assert_eq(writer_put_window(w, mk(3), &win), WRITER_STORED);
+        win.final = 1;
+        win.key = "android";
+        cr_assert_eq(writer_put_window(w, mk(4), &win), WRITER_STORED);
         win.count = UINT64_MAX;
-        cr_assert_eq(writer_put_window(w, mk(4), &win), -ERANGE);
-        cr_assert_eq(writer_commit(w, mk(3)), 0);
+        cr_assert_eq(writer_put_window(w, mk(5), &win), -ERANGE);
+        cr_assert_eq(writer_commit(w, mk(4)), 0);
         writer_destroy(w);
-        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM windows"), 2);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM windows"), 3);
+        cr_assert_eq(q64(JAN1_2022, "SELECT group_concat(key || final, ',') = 'android1,ios0,web0'"
+                                    " FROM (SELECT key, final FROM windows ORDER BY key)"), 1,
+                     "final kept per row");
         cr_assert_eq(q64(JAN1_2022, "SELECT count FROM windows WHERE key = 'web'"), 7);
         cr_assert_eq(q64(JAN1_2022,
                          "SELECT aggregates = '{\"sum\":11}' FROM windows WHERE key = 'web'"), 1);
@@ -708,4 +721,283 @@ Test(store_writer, insert_rate_at_10k_rows_per_transaction_is_printed, .init = m
                     "durability=normal %.0f rows/s, durability=full %.0f rows/s",
                     rows, normal, full);
         cr_assert_gt(normal, 0);
+}
+
+Test(store_writer, late_records_are_upserted_by_seq_and_window_beside_their_event,
+     .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        struct event_late_view lv = {
+                .seq = 9, .timestamp_ms = JAN1_2022 + DAY_MS + 5, .watermark_ms = JAN1_2022 + DAY_MS + 9000,
+                .received_ns = 77, .window = "cpm", .window_len = 3, .id = "a", .id_len = 1,
+        };
+        struct ev_buf b;
+        struct writer_counters c;
+
+        cr_assert_eq(writer_begin(w), 0);
+        mkev(&b, "a", lv.timestamp_ms, 9);
+        b.v.flags = EVENT_F_LATE;
+        cr_assert_eq(writer_put_event(w, mk(1), &b.v), WRITER_STORED, "%s", writer_why(w));
+        cr_assert_eq(writer_put_late(w, mk(2), &lv), WRITER_STORED, "%s", writer_why(w));
+        lv.watermark_ms += 1;
+        cr_assert_eq(writer_put_late(w, mk(3), &lv), WRITER_STORED, "a replay overwrites");
+        lv.window = "hourly";
+        lv.window_len = 6;
+        cr_assert_eq(writer_put_late(w, mk(4), &lv), WRITER_STORED, "another window: its own row");
+        lv.window = NULL;
+        cr_assert_eq(writer_put_late(w, mk(5), &lv), -EINVAL);
+        cr_assert_eq(writer_commit(w, mk(4)), 0);
+        writer_counters(w, &c);
+        cr_assert_eq(c.late, 3u);
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022 + DAY_MS, "SELECT count(*) FROM late"), 2, "the event's day");
+        cr_assert_eq(q64(JAN1_2022 + DAY_MS, "SELECT watermark FROM late WHERE \"window\" = 'cpm'"),
+                     JAN1_2022 + DAY_MS + 9001);
+        cr_assert_eq(q64(JAN1_2022 + DAY_MS, "SELECT count(*) FROM late WHERE seq = 9 AND id = 'a' "
+                                             "AND received = 77 AND ts = " "1641081600005"), 2);
+        cr_assert_eq(q64(JAN1_2022 + DAY_MS, "SELECT flags FROM events WHERE id = 'a'"), EVENT_F_LATE,
+                     "the late flag is kept with the event");
+}
+
+Test(store_writer, the_rowid_is_the_seq_and_a_taken_seq_moves_the_event_not_loses_it,
+     .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        struct writer_counters c;
+        struct ev_buf b;
+
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(writer_put_event(w, mk(1), mkev(&b, "a", JAN1_2022, 5)), WRITER_STORED);
+        cr_assert_eq(writer_put_event(w, mk(2), mkev(&b, "b", JAN1_2022, 3)), WRITER_STORED);
+        /* Seq 5 again for another id (ingest numbered events again after a crash). */
+        cr_assert_eq(writer_put_event(w, mk(3), mkev(&b, "c", JAN1_2022 + 1, 5)), WRITER_STORED,
+                     "%s", writer_why(w));
+        /* The same id and seq: a duplicate; the same id with a taken seq: a duplicate too. */
+        cr_assert_eq(writer_put_event(w, mk(4), mkev(&b, "a", JAN1_2022, 5)), WRITER_DUPLICATE);
+        cr_assert_eq(writer_put_event(w, mk(5), mkev(&b, "c", JAN1_2022, 3)), WRITER_DUPLICATE);
+        cr_assert_eq(writer_put_event(w, mk(6), mkev(&b, "d", JAN1_2022, 8)), WRITER_STORED);
+        cr_assert_eq(writer_commit(w, mk(6)), 0);
+        writer_counters(w, &c);
+        cr_assert_eq(c.events, 4u);
+        cr_assert_eq(c.duplicates, 2u);
+        cr_assert_eq(c.seq_moved, 1u);
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT rowid FROM events WHERE id = 'a'"), 5);
+        cr_assert_eq(q64(JAN1_2022, "SELECT rowid FROM events WHERE id = 'b'"), 3);
+        cr_assert_eq(q64(JAN1_2022, "SELECT rowid FROM events WHERE id = 'c'"), 6,
+                     "the largest rowid + 1");
+        cr_assert_eq(q64(JAN1_2022, "SELECT seq FROM events WHERE id = 'c'"), 5, "its seq is kept");
+        cr_assert_eq(q64(JAN1_2022, "SELECT rowid FROM events WHERE id = 'd'"), 8);
+        integrity_ok(JAN1_2022);
+}
+
+Test(store_writer, a_position_of_another_ring_is_no_position, .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer_ring(STORE_DURABILITY_FULL, 0, 111);
+        struct writer_counters c;
+        struct ring_mark m;
+
+        cr_assert_eq(writer_begin(w), 0);
+        put(w, 1, "a", JAN1_2022);
+        put(w, 2, "b", JAN1_2022);
+        put(w, 3, "c", JAN1_2022);
+        cr_assert_eq(writer_commit(w, mk(3)), 0);
+        writer_destroy(w);
+
+        /* The same ring again: its records are replays. */
+        w = open_writer_ring(STORE_DURABILITY_FULL, 0, 111);
+        cr_assert_eq(writer_resume_position(w, &m), 0);
+        cr_assert_eq(m.count, 3u);
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(put(w, 1, "a", JAN1_2022), WRITER_REPLAYED);
+        writer_abort(w);
+        writer_destroy(w);
+
+        /* A recreated ring (another id) starts again at position 0: new records are stored. */
+        w = open_writer_ring(STORE_DURABILITY_FULL, 0, 222);
+        cr_assert_eq(writer_resume_position(w, &m), 0);
+        cr_assert_eq(m.count, 0u, "the file's position is of another ring");
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(put(w, 1, "x", JAN1_2022 + 1), WRITER_STORED, "not skipped as a replay");
+        cr_assert_eq(put(w, 2, "y", JAN1_2022 + 1), WRITER_STORED);
+        cr_assert_eq(writer_commit(w, mk(2)), 0);
+        writer_counters(w, &c);
+        cr_assert_eq(c.replayed, 0u);
+        cr_assert_eq(c.foreign_positions, 1u);
+        cr_assert_eq(c.seq_moved, 2u, "seqs 1 and 2 were the old ring's");
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events"), 5);
+        cr_assert_eq(q64(JAN1_2022, "SELECT ring_id FROM position"), 222);
+        cr_assert_eq(q64(JAN1_2022, "SELECT ring_pos FROM position"), 2 * 64);
+
+        /* And the new ring's records replay as such from then on. */
+        w = open_writer_ring(STORE_DURABILITY_FULL, 0, 222);
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(put(w, 2, "y", JAN1_2022 + 1), WRITER_REPLAYED);
+        writer_abort(w);
+        writer_destroy(w);
+}
+
+Test(store_writer, put_events_in_chunks_answers_exactly_like_one_by_one, .init = mkdir_tmp,
+     .fini = rm_tmp)
+{
+        enum { NEV = 3 * WRITER_CHUNK + 7 };
+        static struct ev_buf b[NEV];
+        static struct writer_event in[NEV];
+        static int res[NEV];
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        struct writer_counters c;
+
+        cr_assert_eq(writer_begin(w), 0);
+        put(w, 1, "old-a", JAN1_2022);          /* seq 1 */
+        cr_assert_eq(writer_commit(w, mk(1)), 0);
+        for (int i = 0; i < NEV; i++) {
+                char id[32];
+                uint64_t n = (uint64_t)i + 2;   /* ring record n, seq n */
+                int64_t ts = JAN1_2022 + i;
+
+                snprintf(id, sizeof(id), "ev-%d", i);
+                /* Chunk 2 holds a known id; chunk 3 an id twice and a taken seq; one on day 2. */
+                if (i == WRITER_CHUNK + 10)
+                        snprintf(id, sizeof(id), "old-a");
+                if (i == 2 * WRITER_CHUNK + 20)
+                        snprintf(id, sizeof(id), "ev-%d", 2 * WRITER_CHUNK + 5);
+                if (i == NEV - 3)
+                        ts = JAN1_2022 + DAY_MS;
+                if (i == NEV - 2)
+                        ts = -5;
+                in[i].next = mk(n);
+                in[i].ev = *mkev(&b[i], id, ts, i == 2 * WRITER_CHUNK + 30 ? 1 : n);
+                in[i].ev.id = b[i].id;
+                in[i].ev.data = b[i].data;
+        }
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(writer_put_events(w, in, NEV, res), 0, "%s", writer_why(w));
+        cr_assert_eq(writer_commit(w, mk(NEV + 1)), 0, "%s", writer_why(w));
+        for (int i = 0; i < NEV; i++) {
+                int want = WRITER_STORED;
+
+                if (i == WRITER_CHUNK + 10 || i == 2 * WRITER_CHUNK + 20)
+                        want = WRITER_DUPLICATE;
+                if (i == NEV - 2)
+                        want = -ERANGE;
+                cr_assert_eq(res[i], want, "event %d: %d, not %d", i, res[i], want);
+        }
+        writer_counters(w, &c);
+        cr_assert_eq(c.events, 1u + NEV - 3);
+        cr_assert_eq(c.duplicates, 2u);
+        cr_assert_eq(c.seq_moved, 1u);
+        cr_assert_eq(c.chunk_retries, 2u, "the two chunks with a conflict, and only they");
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events"), NEV - 3 + 1 - 1);
+        cr_assert_eq(q64(JAN1_2022 + DAY_MS, "SELECT count(*) FROM events"), 1);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events WHERE rid = seq"), NEV - 3 - 1,
+                     "every rowid is its seq but the moved one's");
+        cr_assert_eq(q64(JAN1_2022, "SELECT seq FROM events WHERE id = 'ev-542'"), 1);
+        integrity_ok(JAN1_2022);
+
+        /* A replay of the same records: every one skipped by position, nothing written. */
+        w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(writer_put_events(w, in, NEV, res), 0, "%s", writer_why(w));
+        for (int i = 0; i < NEV; i++)
+                cr_assert_eq(res[i], i == NEV - 2 ? -ERANGE : WRITER_REPLAYED, "event %d", i);
+        writer_abort(w);
+        writer_destroy(w);
+}
+
+Test(store_writer, an_older_schema_is_refused_naming_the_file, .init = mkdir_tmp, .fini = rm_tmp)
+{
+        struct store_writer *w;
+        struct ring_mark m;
+        struct ev_buf b;
+        char path[512];
+        sqlite3 *db = NULL;
+
+        /* What schema 1 left: a position without ring_id, meta version 1. */
+        snprintf(path, sizeof(path), "%s/events-20220101.db", dir);
+        cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+        cr_assert_eq(sqlite3_exec(db,
+                "CREATE TABLE position(id INTEGER PRIMARY KEY, ring_pos INTEGER NOT NULL,"
+                " ring_count INTEGER NOT NULL, committed_ns INTEGER NOT NULL);"
+                "INSERT INTO position VALUES (1, 640, 10, 0);"
+                "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+                "INSERT INTO meta VALUES ('schema_version', 1), ('partition_start_ms', 1640995200000),"
+                " ('partition_end_ms', 1641081600000);", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        cr_assert_eq(writer_resume_position(w, &m), -EPROTO);
+        cr_assert_not_null(strstr(writer_why(w), "older schema"), "%s", writer_why(w));
+        cr_assert_eq(writer_begin(w), 0);
+        cr_assert_eq(writer_put_event(w, mk(2), mkev(&b, "b", JAN1_2022, 2)), -EPROTO);
+        cr_assert_not_null(strstr(writer_why(w), "events-20220101.db"), "%s", writer_why(w));
+        cr_assert_not_null(strstr(writer_why(w), "older than ours"), "%s", writer_why(w));
+        writer_abort(w);
+        writer_destroy(w);
+}
+
+/* The name of column col ("type" or "source") of the event with this id, through the names table. */
+static void name_of(const char *id, const char *col, char *out, size_t len)
+{
+        sqlite3 *db = db_of(JAN1_2022);
+        sqlite3_stmt *st = NULL;
+        char sql[256];
+
+        snprintf(sql, sizeof(sql), "SELECT n.name FROM events e JOIN names n ON n.code = e.%s "
+                                   "WHERE e.id = ?1", col);
+        cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", id);
+        snprintf(out, len, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+}
+
+Test(store_writer, type_and_source_codes_survive_many_names_and_rollbacks, .init = mkdir_tmp,
+     .fini = rm_tmp)
+{
+        struct store_writer *w = open_writer(STORE_DURABILITY_NORMAL, 0);
+        char id[32], ty[32], got[64];
+        struct ev_buf b;
+        uint64_t n = 0;
+
+        /* More names than the writer caches: the rest are looked up in the file. */
+        cr_assert_eq(writer_begin(w), 0);
+        for (int i = 0; i < 400; i++) {
+                snprintf(id, sizeof(id), "ev-%d", i);
+                snprintf(ty, sizeof(ty), "type-%d", i % 300);
+                mkev(&b, id, JAN1_2022, ++n);
+                b.v.type = ty;
+                b.v.type_len = (uint32_t)strlen(ty);
+                cr_assert_eq(writer_put_event(w, mk(n), &b.v), WRITER_STORED, "%s", writer_why(w));
+        }
+        cr_assert_eq(writer_commit(w, mk(n)), 0);
+        /* A name given a code in a rolled-back batch must not keep that code. */
+        cr_assert_eq(writer_begin(w), 0);
+        mkev(&b, "gone", JAN1_2022, ++n);
+        b.v.type = "rolled-back";
+        b.v.type_len = 11;
+        cr_assert_eq(writer_put_event(w, mk(n), &b.v), WRITER_STORED);
+        writer_abort(w);
+        cr_assert_eq(writer_begin(w), 0);
+        mkev(&b, "x1", JAN1_2022, ++n);
+        b.v.type = "other";
+        b.v.type_len = 5;
+        cr_assert_eq(writer_put_event(w, mk(n), &b.v), WRITER_STORED);
+        mkev(&b, "x2", JAN1_2022, ++n);
+        b.v.type = "rolled-back";
+        b.v.type_len = 11;
+        cr_assert_eq(writer_put_event(w, mk(n), &b.v), WRITER_STORED);
+        cr_assert_eq(writer_commit(w, mk(n)), 0);
+        writer_destroy(w);
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM names"), 300 + 1 + 2, "300 types, web_app, 2");
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events e JOIN names t ON t.code = e.type "
+                                    "WHERE t.name = 'type-' || (substr(e.id, 4) % 300)"), 400);
+        name_of("x1", "type", got, sizeof(got));
+        cr_assert_str_eq(got, "other");
+        name_of("x2", "type", got, sizeof(got));
+        cr_assert_str_eq(got, "rolled-back");
+        name_of("x2", "source", got, sizeof(got));
+        cr_assert_str_eq(got, "web_app");
+        cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events WHERE id = 'gone'"), 0);
 }
