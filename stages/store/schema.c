@@ -81,7 +81,7 @@ static const char *const pragmas_fixed[] = {
  * UNIQUE(id) alone 229-284k, + (ts) 186-198k, + (type, ts) 108-132k: every
  * index costs, so only these stay (test_store_writer prints the writer's
  * own figure).
- * Wall-clock figures on this shared VM move with the other engineers' load
+ * Wall-clock figures on this shared VM move with the load of other work on it
  * (the same binary gave 26k-62k events/s at load 11-13), so schema 2 was
  * chosen by instructions per row under callgrind, which do not. Standalone
  * (30k single-row inserts, 16 KiB pages, append-ordered ids and times):
