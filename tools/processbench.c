@@ -27,7 +27,9 @@
  * consumer of process-store.ring. It times from the first record published
  * to the last event seen coming out, and reports the stage's CPU time.
  * Event time advances 1 ms every EVENTS_PER_MS events, so windows close as
- * the run goes on.
+ * the run goes on. --results FILE writes every window result (without its
+ * emission time), so two builds of the stage can be checked to agree:
+ * cmp the files of two runs.
  */
 
 #define EVENTS_PER_MS 100
@@ -48,10 +50,29 @@ static const char *const configs[] = {
 
 struct drain {
         struct ring *ring;
+        FILE *results_f;                /* --results: one line per window result, or NULL */
         uint64_t want, events, records, results;
         int64_t last_ns;
         volatile int stop;
 };
+
+/*
+ * One line per result without its emission time, so two runs (or two
+ * builds of the stage) can be compared with sort and cmp.
+ */
+static void dump_result(FILE *f, const struct ring_rec *rec)
+{
+        struct event_window_view v;
+        char why[WHY_MAX];
+
+        if (event_window_decode(rec->data, rec->len, &v, why, sizeof(why)) < 0) {
+                fprintf(f, "bad result record: %s\n", why);
+                return;
+        }
+        fprintf(f, "%.*s %.*s %lld %lld %llu %d %.*s\n", (int)v.name_len, v.name, (int)v.key_len, v.key,
+                (long long)v.start_ms, (long long)v.end_ms, (unsigned long long)v.count, v.final,
+                (int)v.aggregates_len, v.aggregates);
+}
 
 static void *drain_main(void *arg)
 {
@@ -65,6 +86,8 @@ static void *drain_main(void *arg)
                         d->records++;
                         d->events += rec.type == EVENT_REC_EVENT;
                         d->results += rec.type == EVENT_REC_WINDOW;
+                        if (d->results_f != NULL && rec.type == EVENT_REC_WINDOW)
+                                dump_result(d->results_f, &rec);
                         n++;
                 }
                 if (n > 0) {
@@ -80,7 +103,7 @@ static void *drain_main(void *arg)
 static void usage(FILE *f)
 {
         fprintf(f, "usage: processbench [--count N] [--windows 0|1|5] [--keys K] [--capacity BYTES] "
-                   "[--stage PATH]\n");
+                   "[--stage PATH] [--results FILE]\n");
 }
 
 int main(int argc, char **argv)
@@ -91,6 +114,7 @@ int main(int argc, char **argv)
                 { "keys", required_argument, NULL, 258 },
                 { "capacity", required_argument, NULL, 259 },
                 { "stage", required_argument, NULL, 260 },
+                { "results", required_argument, NULL, 261 },
                 { "help", no_argument, NULL, BENCH_OPT_HELP },
                 { "version", no_argument, NULL, BENCH_OPT_VERSION },
                 { NULL, 0, NULL, 0 },
@@ -125,7 +149,9 @@ int main(int argc, char **argv)
                         fatalx(EXIT_PERMANENT, "%s", why);
                 else if (c == 260)
                         stage_flag = optarg;
-                else if (c < 256 || c > 260)
+                else if (c == 261 && (d.results_f = fopen(optarg, "w")) == NULL)
+                        fatal(EXIT_PERMANENT, "--results %s", optarg);
+                else if (c < 256 || c > 261)
                         bench_opt_other(c, "processbench", usage);
         }
         bench_opt_end(argc, argv);
@@ -237,6 +263,8 @@ int main(int argc, char **argv)
                        (unsigned long long)ckpt_bytes, (unsigned long long)ckpt_ns,
                        d.events == count ? "true" : "false");
         }
+        if (d.results_f != NULL && fclose(d.results_f) != 0)
+                fatal(EXIT_TEMPORARY, "--results");
         unlink(conf);
         {
                 char path[sizeof(data) + 32];

@@ -157,26 +157,34 @@ int agg_parse_list(const char *text, struct agg_spec *specs, char *why, size_t w
         return n;
 }
 
-int agg_update(const struct agg_spec *specs, unsigned n, struct agg_val *vals,
-               const struct event_view *ev)
+void agg_look(const struct agg_spec *specs, unsigned n, const struct jindex *ix, struct agg_input *in)
 {
-        struct jvalue found[AGG_LIST_MAX];
-
         for (unsigned i = 0; i < n; i++) {
                 const struct agg_spec *s = &specs[i];
-                struct agg_val *v = &vals[i];
-                struct jvalue jv;
 
                 if (s->kind == AGG_COUNT)
                         continue;
                 /* Each path is scanned for once per event. */
                 if (s->same_path >= 0)
-                        found[i] = found[s->same_path];
+                        in->v[i] = in->v[s->same_path];
                 else
-                        jpath_lookup(&s->path, ev, &found[i]);
-                jv = found[i];
+                        jpath_lookup_ix(&s->path, ix, &in->v[i]);
+                if (s->kind == AGG_DISTINCT && in->v[i].kind != JV_MISSING)
+                        in->hash[i] = jvalue_hash(&in->v[i]);
+        }
+}
+
+int agg_add(const struct agg_spec *specs, unsigned n, struct agg_val *vals, const struct agg_input *in)
+{
+        for (unsigned i = 0; i < n; i++) {
+                const struct agg_spec *s = &specs[i];
+                struct agg_val *v = &vals[i];
+                const struct jvalue *jv = &in->v[i];
+
+                if (s->kind == AGG_COUNT)
+                        continue;
                 if (s->kind == AGG_DISTINCT) {
-                        if (jv.kind == JV_MISSING) {
+                        if (jv->kind == JV_MISSING) {
                                 v->missing++;
                                 continue;
                         }
@@ -186,27 +194,27 @@ int agg_update(const struct agg_spec *specs, unsigned n, struct agg_val *vals,
                                         return -ENOMEM;
                                 hll_init(v->hll);
                         }
-                        if (hll_add(v->hll, jvalue_hash(&jv)) < 0)
+                        if (hll_add(v->hll, in->hash[i]) < 0)
                                 return -ENOMEM;
                         v->n++;
                         continue;
                 }
-                if (jv.kind != JV_NUMBER || !isfinite(jv.num)) {
+                if (jv->kind != JV_NUMBER || !isfinite(jv->num)) {
                         v->missing++;
                         continue;
                 }
                 switch (s->kind) {
                 case AGG_SUM:
                 case AGG_AVG:
-                        v->a += jv.num;
+                        v->a += jv->num;
                         break;
                 case AGG_MIN:
-                        if (v->n == 0 || jv.num < v->a)
-                                v->a = jv.num;
+                        if (v->n == 0 || jv->num < v->a)
+                                v->a = jv->num;
                         break;
                 case AGG_MAX:
-                        if (v->n == 0 || jv.num > v->a)
-                                v->a = jv.num;
+                        if (v->n == 0 || jv->num > v->a)
+                                v->a = jv->num;
                         break;
                 case AGG_QUANTILE:
                         if (s->sketch_of != (int)i)
@@ -217,7 +225,7 @@ int agg_update(const struct agg_spec *specs, unsigned n, struct agg_val *vals,
                                         return -ENOMEM;
                                 ddsketch_init(v->dd, DDSKETCH_ALPHA_DEFAULT);
                         }
-                        if (ddsketch_add(v->dd, jv.num) == -ENOMEM)
+                        if (ddsketch_add(v->dd, jv->num) == -ENOMEM)
                                 return -ENOMEM;
                         break;
                 default:
@@ -226,6 +234,17 @@ int agg_update(const struct agg_spec *specs, unsigned n, struct agg_val *vals,
                 v->n++;
         }
         return 0;
+}
+
+int agg_update(const struct agg_spec *specs, unsigned n, struct agg_val *vals,
+               const struct event_view *ev)
+{
+        struct jindex ix;
+        struct agg_input in;
+
+        jindex_build(&ix, ev);
+        agg_look(specs, n, &ix, &in);
+        return agg_add(specs, n, vals, &in);
 }
 
 int agg_merge(const struct agg_spec *specs, unsigned n, struct agg_val *dst,

@@ -67,7 +67,23 @@ struct agg_val {
  */
 int agg_parse_list(const char *text, struct agg_spec *specs, char *why, size_t whylen);
 
-/* Adds ev to vals (one per spec). Returns 0, or -ENOMEM (the value may be partly counted). */
+/*
+ * The values one event gives a window's aggregates: each path looked up
+ * once per event (not once per pane or session it lands in), and the hash
+ * of each distinct value computed once.
+ */
+struct agg_input {
+        struct jvalue v[AGG_LIST_MAX];
+        uint64_t hash[AGG_LIST_MAX];    /* AGG_DISTINCT of a value that is there */
+};
+
+/* Fills in with ix's values for specs (through the event's index). Never fails. */
+void agg_look(const struct agg_spec *specs, unsigned n, const struct jindex *ix, struct agg_input *in);
+
+/* Adds one event's values (agg_look) to vals. Returns 0, or -ENOMEM (the value may be partly counted). */
+int agg_add(const struct agg_spec *specs, unsigned n, struct agg_val *vals, const struct agg_input *in);
+
+/* Adds ev to vals (one per spec): agg_look then agg_add. Returns 0, or -ENOMEM (the value may be partly counted). */
 int agg_update(const struct agg_spec *specs, unsigned n, struct agg_val *vals,
                const struct event_view *ev);
 

@@ -185,31 +185,6 @@ void ckpt_buf_reset(struct ckpt_buf *b)
         b->err = 0;
 }
 
-void ckpt_put_u8(struct ckpt_buf *b, uint8_t v)
-{
-        ckpt_put(b, &v, sizeof(v));
-}
-
-void ckpt_put_u32(struct ckpt_buf *b, uint32_t v)
-{
-        ckpt_put(b, &v, sizeof(v));
-}
-
-void ckpt_put_u64(struct ckpt_buf *b, uint64_t v)
-{
-        ckpt_put(b, &v, sizeof(v));
-}
-
-void ckpt_put_i64(struct ckpt_buf *b, int64_t v)
-{
-        ckpt_put(b, &v, sizeof(v));
-}
-
-void ckpt_put_f64(struct ckpt_buf *b, double v)
-{
-        ckpt_put(b, &v, sizeof(v));
-}
-
 void ckpt_put_blob(struct ckpt_buf *b, const void *data, size_t n)
 {
         if (n > UINT32_MAX) {

@@ -53,7 +53,17 @@ static inline uint64_t hash_bytes_seed(const void *p, size_t len, uint64_t seed)
         }
         if (len > 0) {
                 w = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /*
+                 * The same word memcpy makes, built in a register: a memcpy of
+                 * a variable length goes through the stack, and loading the
+                 * word back stalls on store forwarding (~30% of the hashing).
+                 */
+                for (size_t i = 0; i < len; i++)
+                        w |= (uint64_t)s[i] << (8 * i);
+#else
                 memcpy(&w, s, len);
+#endif
                 h ^= hash_rotl64(w * HASH_K2, 31) * HASH_K1;
         }
         return hash_mix64(h);

@@ -13,7 +13,7 @@
 
 /* Numbers up to this many bytes are copied out for strtod; longer ones are read in place. */
 #define JPATH_NUM_BUF 64
-/* Integers of at most this many digits are exact in a double and are converted by hand. */
+/* Numbers of at most this many digits (no exponent) are exact in a double and are converted by hand. */
 #define JPATH_FAST_DIGITS 15
 
 static const char *const jpath_field_names[] = {
@@ -498,24 +498,44 @@ static const char *object_member(const char *p, const char *end, const char *nam
         return NULL;
 }
 
+/* Exact powers of ten for the fast path of parse_number: each is a double without rounding. */
+static const double pow10_exact[JPATH_FAST_DIGITS + 1] = {
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+};
+
 static double parse_number(const char *p, size_t n)
 {
         char buf[JPATH_NUM_BUF];
-        size_t i = 0;
+        size_t i = 0, j, digits = 0, frac = 0;
         int neg = 0;
-        double v = 0;
+        uint64_t m = 0;
 
         if (n > 0 && p[0] == '-') {
                 neg = 1;
                 i = 1;
         }
-        if (n - i > 0 && n - i <= JPATH_FAST_DIGITS) {
-                size_t j;
+        /*
+         * digits[.digits] with at most JPATH_FAST_DIGITS digits in all: the
+         * mantissa m < 10^15 < 2^53 and 10^frac are exact doubles, so one
+         * IEEE division rounds m / 10^frac correctly, as strtod does (the
+         * exact fast case of Clinger's algorithm). Anything else (more
+         * digits, an exponent) goes to strtod.
+         */
+        for (j = i; j < n && p[j] >= '0' && p[j] <= '9' && digits <= JPATH_FAST_DIGITS; j++, digits++)
+                m = m * 10 + (uint64_t)(p[j] - '0');
+        if (j > i && j < n && p[j] == '.') {
+                size_t k = ++j;
 
-                for (j = i; j < n && p[j] >= '0' && p[j] <= '9'; j++)
-                        v = v * 10 + (p[j] - '0');
-                if (j == n)
-                        return neg ? -v : v;
+                for (; j < n && p[j] >= '0' && p[j] <= '9' && digits <= JPATH_FAST_DIGITS; j++, digits++)
+                        m = m * 10 + (uint64_t)(p[j] - '0');
+                frac = j - k;
+                if (frac == 0)
+                        j = 0;          /* "1." is not JSON: let strtod have it */
+        }
+        if (j == n && j > i && digits <= JPATH_FAST_DIGITS) {
+                double v = frac ? (double)m / pow10_exact[frac] : (double)m;
+
+                return neg ? -v : v;
         }
         /* strtod follows LC_NUMERIC: the stages never call setlocale, so it is "C". */
         if (n < sizeof(buf)) {
@@ -527,11 +547,9 @@ static double parse_number(const char *p, size_t n)
         return strtod(p, NULL);
 }
 
-/* Classifies the value at p (not past end) into out. */
-static void classify(const char *p, const char *end, struct jvalue *out)
+/* Classifies the value [p, e) (e from skip_value; NULL or p: unreadable) into out. */
+static void classify_span(const char *p, const char *e, struct jvalue *out)
 {
-        const char *e = skip_value(p, end);
-
         if (!e || e == p)
                 return;
         out->raw = p;
@@ -563,6 +581,12 @@ static void classify(const char *p, const char *end, struct jvalue *out)
                         out->raw_len = 0;
                 }
         }
+}
+
+/* Classifies the value at p (not past end) into out. */
+static void classify(const char *p, const char *end, struct jvalue *out)
+{
+        classify_span(p, skip_value(p, end), out);
 }
 
 void jpath_lookup(const struct jpath *p, const struct event_view *ev, struct jvalue *out)
@@ -659,6 +683,8 @@ void jindex_build(struct jindex *ix, const struct event_view *ev)
                 p = skip_value(p, end);
                 if (!p)
                         goto garbage;
+                /* Kept, so a lookup of a member classifies it without scanning it again. */
+                m->val_end = p;
                 p = skip_ws(p, end);
                 if (p < end && *p == '}')
                         return;
@@ -670,6 +696,13 @@ garbage:
         /* As object_member: nothing is found in data that cannot be read to its end. */
         ix->n = 0;
         ix->complete = 1;
+}
+
+void jindex_none(struct jindex *ix, const struct event_view *ev)
+{
+        ix->ev = ev;
+        ix->n = 0;
+        ix->complete = 0;       /* so every lookup scans for itself */
 }
 
 void jpath_lookup_ix(const struct jpath *p, const struct jindex *ix, struct jvalue *out)
@@ -695,6 +728,10 @@ void jpath_lookup_ix(const struct jpath *p, const struct jindex *ix, struct jval
         }
         if (!v)
                 return;
+        if (p->nparts == 1) {
+                classify_span(v, ix->m[i].val_end, out);
+                return;
+        }
         end = ix->ev->data + ix->ev->data_len;
         for (i = 1; i < p->nparts; i++) {
                 if (v >= end || *v != '{')

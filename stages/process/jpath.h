@@ -96,6 +96,7 @@ struct jindex_member {
         uint32_t key_len;
         uint32_t esc;           /* 1 when the key has escapes */
         const char *val;        /* the member's value */
+        const char *val_end;    /* the byte after it */
 };
 
 struct jindex {
@@ -107,6 +108,12 @@ struct jindex {
 
 /* Indexes the members of ev->data in one scan; ev (and its record) must outlive ix. Never fails. */
 void jindex_build(struct jindex *ix, const struct event_view *ev);
+
+/*
+ * An index of nothing for ev: lookups through it scan data as jpath_lookup
+ * does. For callers that need no data paths, to skip jindex_build's scan.
+ */
+void jindex_none(struct jindex *ix, const struct event_view *ev);
 
 /* The same answer as jpath_lookup(p, ix->ev, out), without rescanning data for its first member. */
 void jpath_lookup_ix(const struct jpath *p, const struct jindex *ix, struct jvalue *out);

@@ -347,10 +347,10 @@ void procconf_fini(struct procconf *pc)
         memset(pc, 0, sizeof(*pc));
 }
 
-int procconf_drops(const struct procconf *pc, const struct event_view *ev)
+int procconf_drops_ix(const struct procconf *pc, const struct jindex *ix)
 {
         for (unsigned i = 0; i < pc->nfilters; i++)
-                if (pc->filter_drop[i] && filter_match(pc->filters[i], ev))
+                if (pc->filter_drop[i] && filter_match_ix(pc->filters[i], ix))
                         return 1;
         return 0;
 }

@@ -49,7 +49,7 @@ int procconf_load(struct procconf *pc, const struct config *cfg, char *why, size
 /* Frees the compiled filters and the window table. */
 void procconf_fini(struct procconf *pc);
 
-/* 1 when one of the drop filters matches ev. */
-int procconf_drops(const struct procconf *pc, const struct event_view *ev);
+/* 1 when one of the drop filters matches ix->ev, looked up through the event's index (jpath.h). */
+int procconf_drops_ix(const struct procconf *pc, const struct jindex *ix);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "ckpt_writer.h"
 #include "clock.h"
 #include "event.h"
 #include "log.h"
@@ -35,6 +36,8 @@
 #define PSTATE_MAGIC 0x53505250u        /* "PRPS": our producer state in process-store.ring */
 #define PENDING_MAX (256u << 20)        /* bytes of outputs waiting for ring room */
 #define STOP_DRAIN_NS (1 * NSEC_PER_SEC) /* how long a stop waits for room for them */
+/* While the writer saves a checkpoint, idle waits at most this long before looking whether it is done. */
+#define CKPT_POLL_NS (1 * NSEC_PER_MSEC)
 
 enum {
         S_RECORDS_IN, S_EVENTS_IN, S_REJECTS_IN, S_RECORDS_OUT, S_EVENTS_OUT, S_REJECTS_OUT,
@@ -98,6 +101,8 @@ struct process {
         _Atomic uint64_t *slot[S_COUNT];
         struct procconf pc;
         struct window **win;
+        int *same_group;                /* per window: an earlier one with the same group_by, or -1 */
+        int need_ix;                    /* a filter or window reads fields of events: index them */
         unsigned nwin;
         struct window_emit emit;
 
@@ -109,8 +114,14 @@ struct process {
         unsigned uncommitted;           /* records committed to the output ring, not yet published */
         struct pending pend;
         struct ckpt_buf ckbuf;          /* the checkpoint being built, reused */
+        struct jindex ix;               /* of the event being handled */
 
         struct ring_mark ckpt;          /* the input mark of the last checkpoint */
+        struct ckpt_writer *ckw;        /* saves checkpoints on its own thread */
+        int ckpt_writing;               /* the writer has one: of the state at ckpt_writing_mark */
+        struct ring_mark ckpt_writing_mark;
+        int64_t ckpt_t0;                /* when that one was begun */
+        size_t ckpt_len;                /* its payload bytes */
         int dirty;                      /* window state changed since the last checkpoint */
         int64_t next_ckpt;
         int64_t retry_at;               /* after a failed checkpoint, not before this */
@@ -337,14 +348,24 @@ static int process_datadir(struct process *p, char *why, size_t whylen)
 
 static int process_windows(struct process *p, char *why, size_t whylen)
 {
+        p->need_ix = p->pc.nfilters > 0;
         p->win = calloc(p->pc.nwindows ? p->pc.nwindows : 1, sizeof(*p->win));
-        if (p->win == NULL)
+        p->same_group = calloc(p->pc.nwindows ? p->pc.nwindows : 1, sizeof(*p->same_group));
+        if (p->win == NULL || p->same_group == NULL)
                 return why_set(why, whylen, -ENOMEM, "out of memory");
         for (unsigned i = 0; i < p->pc.nwindows; i++) {
                 if (window_create(&p->win[i], &p->pc.windows[i]) < 0)
                         return why_set(why, whylen, -ENOMEM, "out of memory for [window %s]",
                                        p->pc.windows[i].name);
                 p->nwin++;
+                p->need_ix |= window_reads_fields(p->win[i]);
+                /* Windows grouping alike build and hash an event's key once for all of them. */
+                p->same_group[i] = -1;
+                for (unsigned j = 0; j < i && p->same_group[i] < 0; j++) {
+                        if (window_same_group(p->win[i], p->win[j]) &&
+                            window_share_seed(p->win[i], p->win[j]) == 0)
+                                p->same_group[i] = (int)j;
+                }
         }
         return 0;
 }
@@ -562,6 +583,10 @@ int process_open(struct process **pp, const struct config *cfg, unsigned flags, 
                 goto err;
         if ((err = process_resume(p, why, whylen)) < 0)
                 goto err;
+        if ((err = ckpt_writer_create(&p->ckw, p->datafd, PROCESS_CKPT_NAME)) < 0) {
+                why_set(why, whylen, err, "checkpoint writer thread: %s", strerror(-err));
+                goto err;
+        }
         process_skip_forwarded(p);
         p->started = clock_mono_ns();
         p->next_ckpt = p->started + p->cfg.checkpoint_interval;
@@ -576,9 +601,12 @@ void process_close(struct process *p)
 {
         if (p == NULL)
                 return;
+        /* Waits for a checkpoint being written: a complete one is a fine place to restart from. */
+        ckpt_writer_destroy(p->ckw);
         for (unsigned i = 0; i < p->nwin; i++)
                 window_destroy(p->win[i]);
         free(p->win);
+        free(p->same_group);
         procconf_fini(&p->pc);
         if (p->stats != NULL)
                 stats_close(p->stats);
@@ -621,13 +649,21 @@ static int handle_event(struct process *p, const struct ring_rec *rec, int64_t n
                 return 0;
         }
         stats_add(p->slot[S_EVENTS_IN], 1);
-        if (procconf_drops(&p->pc, &ev)) {
+        /* One scan of data per event, shared by every filter and window that reads fields. */
+        if (p->need_ix)
+                jindex_build(&p->ix, &ev);
+        else
+                jindex_none(&p->ix, &ev);
+        if (procconf_drops_ix(&p->pc, &p->ix)) {
                 stats_add(p->slot[S_DROPPED], 1);
                 p->run_dropped++;
                 return 0;
         }
+        for (unsigned i = 0; i < p->nwin; i++)
+                window_prepare_shared(p->win[i], &p->ix,
+                                      p->same_group[i] >= 0 ? p->win[p->same_group[i]] : NULL);
         for (unsigned i = 0; i < p->nwin; i++) {
-                err = window_add(p->win[i], &ev, now, &p->emit);
+                err = window_add_prepared(p->win[i], &p->ix, now, &p->emit);
                 if (err < 0)
                         return err == -ENOMEM ? process_fail(p, err, "[window %s]: out of memory",
                                                              window_conf(p->win[i])->name)
@@ -735,13 +771,51 @@ static void process_save_windows(struct process *p, struct ckpt_buf *b)
         }
 }
 
+/*
+ * Collects the checkpoint the writer was saving (waiting for it with wait).
+ * When it is durable, the input before its mark may be reused. Returns 1
+ * when one was collected, 0 when none (or it is still being written), or
+ * -errno (process_why) when it failed: the input is then not acknowledged.
+ */
+static int ckpt_collect(struct process *p, int wait)
+{
+        char w[WHY_MAX];
+        int64_t write_ns;
+        int result, err;
+
+        if (!p->ckpt_writing || !ckpt_writer_poll(p->ckw, wait, &result, &write_ns, w, sizeof(w)))
+                return 0;
+        p->ckpt_writing = 0;
+        if (result < 0) {
+                /* The state it held is not saved: the next checkpoint must save it. */
+                p->dirty = 1;
+                p->retry_at = p->next_ckpt;
+                stats_add(p->slot[S_CKPT_ERRORS], 1);
+                return process_fail(p, result, "checkpoint %s/%s", p->cfg.data_dir, w);
+        }
+        stats_hist_add(p->stats, S_CKPT_NS, (uint64_t)(clock_mono_ns() - p->ckpt_t0));
+        stats_set(p->slot[S_CKPT_BYTES], p->ckpt_len + CHECKPOINT_HEADER);
+        stats_add(p->slot[S_CHECKPOINTS], 1);
+        /* The state is durable: now the input before it may be reused. */
+        if ((err = ring_done(p->in, p->ckpt_writing_mark)) < 0)
+                return process_fail(p, err, "ingest-process.ring: ring_done: %s", ring_why(p->in));
+        p->ckpt = p->ckpt_writing_mark;
+        stats_set(p->slot[S_COMMITTED_POS], p->ckpt.pos);
+        stats_set(p->slot[S_COMMITTED_COUNT], p->ckpt.count);
+        return 1;
+}
+
 int process_flush(struct process *p, int force)
 {
         struct ckpt_buf *b = &p->ckbuf;
-        char w[WHY_MAX];
         int64_t t0 = clock_mono_ns();
-        int err;
+        int err, collected;
 
+        /* One checkpoint is written at a time; a stop waits for it, so its own comes after. */
+        if ((collected = ckpt_collect(p, force)) < 0)
+                return collected;
+        if (p->ckpt_writing)
+                return 0;
         /*
          * Due at the interval, and early when half the input ring waits for
          * one: the producer may only reuse bytes before `commit`, so a ring
@@ -749,7 +823,7 @@ int process_flush(struct process *p, int force)
          */
         if (!force && t0 < p->next_ckpt &&
             (p->handled.pos - p->ckpt.pos < ring_capacity(p->in) / 2 || t0 < p->retry_at))
-                return 0;
+                return collected;
         /* A stop gives waiting outputs a moment to get out, so the last checkpoint covers them. */
         while (force && p->pend.len > 0 && clock_mono_ns() - t0 < STOP_DRAIN_NS) {
                 uint32_t hdr[2];
@@ -765,13 +839,13 @@ int process_flush(struct process *p, int force)
         }
         /* Outputs still waiting are not safe yet: their inputs must replay after a crash. */
         if (p->pend.len > 0)
-                return 0;
+                return collected;
         p->next_ckpt = t0 + p->cfg.checkpoint_interval;
         if (p->handled.pos == p->ckpt.pos && !p->dirty)
-                return 0;
+                return collected;
         if ((err = publish_state(p)) < 0)
                 return err;
-        /* The buffer is kept between checkpoints: its pages are touched once, not every time. */
+        /* The buffer is swapped with the writer's, not freed: its pages are touched once, not every time. */
         ckpt_buf_reset(b);
         ckpt_put_u32(b, CKPT_MAGIC);
         ckpt_put_i64(b, p->in_created);
@@ -784,23 +858,21 @@ int process_flush(struct process *p, int force)
                 return process_fail(p, b->err, "checkpoint: cannot serialize the window state: %s",
                                     strerror(-b->err));
         }
-        err = checkpoint_save(p->datafd, PROCESS_CKPT_NAME, b->p, b->len, w, sizeof(w));
-        if (err < 0) {
-                p->retry_at = p->next_ckpt;
-                stats_add(p->slot[S_CKPT_ERRORS], 1);
-                return process_fail(p, err, "checkpoint %s/%s", p->cfg.data_dir, w);
-        }
-        stats_hist_add(p->stats, S_CKPT_NS, (uint64_t)(clock_mono_ns() - t0));
-        stats_set(p->slot[S_CKPT_BYTES], b->len + CHECKPOINT_HEADER);
-        stats_add(p->slot[S_CHECKPOINTS], 1);
-        /* The state is durable: now the input before it may be reused. */
-        if ((err = ring_done(p->in, p->handled)) < 0)
-                return process_fail(p, err, "ingest-process.ring: ring_done: %s", ring_why(p->in));
-        p->ckpt = p->handled;
+        /*
+         * The state at p->handled goes to the writer; the input's commit
+         * moves to it only when ckpt_collect sees it durable, so a crash
+         * meanwhile replays from the previous checkpoint, as before.
+         */
+        p->ckpt_len = b->len;
+        if ((err = ckpt_writer_start(p->ckw, b)) < 0)
+                return process_fail(p, err, "checkpoint writer: %s", strerror(-err));
+        p->ckpt_writing = 1;
+        p->ckpt_writing_mark = p->handled;
+        p->ckpt_t0 = t0;
         p->dirty = 0;
-        stats_set(p->slot[S_COMMITTED_POS], p->handled.pos);
-        stats_set(p->slot[S_COMMITTED_COUNT], p->handled.count);
-        return 1;
+        if (!force)
+                return 0;
+        return ckpt_collect(p, 1);
 }
 
 int process_tick(struct process *p)
@@ -879,7 +951,18 @@ void process_idle(struct process *p, int work)
                 return;
         }
         due = p->next_ckpt - clock_mono_ns();
-        if ((p->handled.pos != p->ckpt.pos || p->dirty) && due < t)
+        if (p->ckpt_writing && p->handled.pos - p->ckpt.pos >= ring_capacity(p->in) / 2) {
+                /*
+                 * Ingest is likely waiting for the commit this checkpoint
+                 * brings: wake when it is written, not on a poll. Input
+                 * that comes meanwhile waits in the ring (ms at most).
+                 */
+                ckpt_writer_wait(p->ckw, IDLE_NS);
+                return;
+        }
+        if (p->ckpt_writing)
+                t = CKPT_POLL_NS;       /* its end lets ingest reuse the ring: look again soon */
+        else if ((p->handled.pos != p->ckpt.pos || p->dirty) && due < t)
                 t = due > 0 ? due : 0;
         if (t > 0 && ring_wait_data(p->in, IDLE_SPIN_NS, t) == -EBADMSG)
                 log_warnx("ingest-process.ring: %s", ring_why(p->in));

@@ -65,10 +65,15 @@ void process_close(struct process *p);
 int process_do_work(struct process *p);
 
 /*
- * Writes a checkpoint when checkpoint_interval passed (or force) and
- * everything handled is in the output ring, then moves the input's commit
- * to it. Returns 1 when it wrote one, 0 when not due (or not possible yet),
- * or -errno (process_why): the input is then not acknowledged.
+ * Checkpoints: when checkpoint_interval passed (or force) and everything
+ * handled is in the output ring, serializes the window state with its input
+ * position and hands it to the writer thread (ckpt_writer.h), which saves
+ * it while the stage goes on; a later call collects it and only then moves
+ * the input's commit to it. One is written at a time. With force, waits for
+ * the one being written and for its own. Returns 1 when a checkpoint was
+ * completed (and the input committed to it), 0 when none (not due, not
+ * possible yet, or still being written), or -errno (process_why): the
+ * input is then not acknowledged.
  */
 int process_flush(struct process *p, int force);
 

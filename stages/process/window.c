@@ -15,6 +15,7 @@
 
 #define AGGBUF_MAX (64u * 1024u)        /* bytes of one result's aggregates JSON */
 #define KEYTAB_MIN 16u
+#define WINDOW_PREFETCH_PANES 4u        /* panes of one event whose slots are prefetched */
 
 /* ---- key tables: open addressing over entries that start with struct kentry ---- */
 
@@ -59,6 +60,13 @@ static struct kentry *keytab_find(const struct keytab *t, uint64_t hash, const c
                 if (sl->hash == hash && sl->e->len == len && memcmp(sl->e->key, key, len) == 0)
                         return sl->e;
         }
+}
+
+/* Starts loading the slot a lookup of hash begins at, so the miss overlaps other work. */
+static inline void keytab_prefetch(const struct keytab *t, uint64_t hash)
+{
+        if (t->nslot > 0)
+                __builtin_prefetch(&t->slot[(uint32_t)hash & (t->nslot - 1)]);
 }
 
 static void keytab_place(struct keytab *t, uint32_t idx)
@@ -175,7 +183,13 @@ struct window {
         uint64_t nkeys;                 /* cells over all panes */
         struct window_counters cnt;
 
+        /* The event window_prepare saw, for window_add_prepared. */
+        int pre_match;                  /* 0: the definition's filter refused it */
+        uint32_t klen;                  /* its key is key[0..klen) */
+        int key_over;                   /* its key is the overflow key: it was too long */
+        uint64_t khash;                 /* key_hash of it */
         char key[WINDOW_KEY_MAX];
+        struct agg_input ain;           /* its aggregates' values */
         char *aggbuf;
         unsigned char *rec;             /* one encoded result or late record */
         size_t rec_cap;
@@ -354,10 +368,11 @@ static int emit_late(struct window *w, const struct event_view *ev, const struct
 /* ---- keys ---- */
 
 /* The group_by values of ev as a JSON array in w->key; its length. Too long: the overflow key. */
-static uint32_t window_key(struct window *w, const struct event_view *ev)
+static uint32_t window_key(struct window *w, const struct jindex *ix)
 {
         size_t o = 1;
 
+        w->key_over = 0;
         w->key[0] = '[';
         for (unsigned i = 0; i < w->c.ngroup; i++) {
                 struct jvalue jv;
@@ -365,10 +380,11 @@ static uint32_t window_key(struct window *w, const struct event_view *ev)
 
                 if (i > 0)
                         w->key[o++] = ',';
-                jpath_lookup(&w->c.group[i], ev, &jv);
+                jpath_lookup_ix(&w->c.group[i], ix, &jv);
                 n = jvalue_key_json(&jv, w->key + o, sizeof(w->key) - o - 2);
                 if (n < 0) {
                         w->cnt.caps_keys++;
+                        w->key_over = 1;
                         strcpy(w->key, WINDOW_OVERFLOW_KEY);
                         return (uint32_t)strlen(w->key);
                 }
@@ -418,10 +434,9 @@ static struct cell *cell_new(struct window *w, struct pane *p, uint64_t h, const
         return c;
 }
 
-/* The cell of key in pane p, created if needed (the overflow key at max_keys); NULL: -ENOMEM. */
-static struct cell *cell_get(struct window *w, struct pane *p, const char *key, uint32_t len)
+/* The cell of key (hash h) in pane p, created if needed (the overflow key at max_keys); NULL: -ENOMEM. */
+static struct cell *cell_get(struct window *w, struct pane *p, uint64_t h, const char *key, uint32_t len)
 {
-        uint64_t h = key_hash(w, key, len);
         struct cell *c = (struct cell *)keytab_find(&p->keys, h, key, len);
 
         if (c != NULL)
@@ -483,18 +498,35 @@ static int panes_close(struct window *w, const struct window_emit *out)
         return total;
 }
 
-/* The pane starting at start, created if needed (closing the oldest at max_windows); NULL: error in *err. */
-static struct pane *pane_get(struct window *w, int64_t start, const struct window_emit *out, int *err)
+/*
+ * The open pane starting at start, or NULL; *at is where it would go. From
+ * the newest, since events mostly land in the last panes.
+ */
+static struct pane *pane_find(const struct window *w, int64_t start, uint32_t *at)
 {
         uint32_t i;
 
-        *err = 0;
         for (i = w->npanes; i > 0; i--) {
-                if (w->panes[i - 1].start == start)
+                if (w->panes[i - 1].start == start) {
+                        *at = i - 1;
                         return &w->panes[i - 1];
+                }
                 if (w->panes[i - 1].start < start)
                         break;
         }
+        *at = i;
+        return NULL;
+}
+
+/* The pane starting at start, created if needed (closing the oldest at max_windows); NULL: error in *err. */
+static struct pane *pane_get(struct window *w, int64_t start, const struct window_emit *out, int *err)
+{
+        struct pane *found;
+        uint32_t i;
+
+        *err = 0;
+        if ((found = pane_find(w, start, &i)) != NULL)
+                return found;
         if (w->npanes >= w->c.max_windows) {
                 /* The cap: the oldest closes early and the watermark moves to its end. */
                 w->cnt.caps_windows++;
@@ -556,10 +588,10 @@ static int panes_add(struct window *w, const struct event_view *ev, uint32_t kle
                         late = 1;
                         continue;
                 }
-                c = cell_get(w, p, w->key, klen);
+                c = cell_get(w, p, w->khash, w->key, klen);
                 if (c == NULL)
                         return -ENOMEM;
-                if ((err = agg_update(w->c.aggs, w->c.naggs, c->vals, ev)) < 0)
+                if ((err = agg_add(w->c.aggs, w->c.naggs, c->vals, &w->ain)) < 0)
                         return err;
                 c->count++;
                 c->dirty = 1;
@@ -648,9 +680,8 @@ static struct skey *skey_new(struct window *w, uint64_t h, const char *key, uint
         return k;
 }
 
-static struct skey *skey_get(struct window *w, const char *key, uint32_t len)
+static struct skey *skey_get(struct window *w, uint64_t h, const char *key, uint32_t len)
 {
-        uint64_t h = key_hash(w, key, len);
         struct skey *k = (struct skey *)keytab_find(&w->skeys, h, key, len);
 
         if (k != NULL)
@@ -705,10 +736,10 @@ static int sessions_add(struct window *w, const struct event_view *ev, uint32_t 
         int err;
 
         /* A late event of a key without open sessions must not make one. */
-        k = (struct skey *)keytab_find(&w->skeys, key_hash(w, w->key, klen), w->key, klen);
+        k = (struct skey *)keytab_find(&w->skeys, w->khash, w->key, klen);
         if (k == NULL && t + gap <= w->wm)
                 return 1;
-        if (k == NULL && (k = skey_get(w, w->key, klen)) == NULL)
+        if (k == NULL && (k = skey_get(w, w->khash, w->key, klen)) == NULL)
                 return -ENOMEM;
         /*
          * The sessions t touches: those with start - gap <= t < end, among
@@ -751,7 +782,7 @@ static int sessions_add(struct window *w, const struct event_view *ev, uint32_t 
                 if (t + gap > s->end)
                         s->end = t + gap;
         }
-        if ((err = agg_update(w->c.aggs, w->c.naggs, s->vals, ev)) < 0)
+        if ((err = agg_add(w->c.aggs, w->c.naggs, s->vals, &w->ain)) < 0)
                 return err;
         s->count++;
         s->dirty = 1;
@@ -770,12 +801,103 @@ static int window_close_due(struct window *w, const struct window_emit *out, int
 int window_add(struct window *w, const struct event_view *ev, int64_t now,
                const struct window_emit *out)
 {
-        uint32_t klen;
+        struct jindex ix;
+
+        jindex_build(&ix, ev);
+        return window_add_ix(w, &ix, now, out);
+}
+
+int window_add_ix(struct window *w, const struct jindex *ix, int64_t now,
+                  const struct window_emit *out)
+{
+        window_prepare(w, ix);
+        return window_add_prepared(w, ix, now, out);
+}
+
+/* Prefetches the key-table slots the event's key will be looked up at (a few panes at most). */
+static void window_prefetch(const struct window *w, int64_t t)
+{
+        int64_t hop = w->c.kind == WINDOW_TUMBLING ? w->c.size_ms : w->c.hop_ms;
+        unsigned n = 0;
+
+        if (w->c.kind == WINDOW_SESSION) {
+                keytab_prefetch(&w->skeys, w->khash);
+                return;
+        }
+        for (int64_t s = floor_div(t, hop) * hop; s > t - w->c.size_ms && n < WINDOW_PREFETCH_PANES;
+             s -= hop, n++) {
+                uint32_t at;
+                const struct pane *p = pane_find(w, s, &at);
+
+                if (p != NULL)
+                        keytab_prefetch(&p->keys, w->khash);
+        }
+}
+
+void window_prepare(struct window *w, const struct jindex *ix)
+{
+        window_prepare_shared(w, ix, NULL);
+}
+
+int window_reads_fields(const struct window *w)
+{
+        if (w->c.ngroup > 0 || w->c.filter != NULL)
+                return 1;
+        for (unsigned i = 0; i < w->c.naggs; i++)
+                if (w->c.aggs[i].kind != AGG_COUNT)
+                        return 1;
+        return 0;
+}
+
+int window_same_group(const struct window *a, const struct window *b)
+{
+        if (a->c.ngroup != b->c.ngroup)
+                return 0;
+        for (unsigned i = 0; i < a->c.ngroup; i++)
+                if (strcmp(a->c.group[i].text, b->c.group[i].text) != 0)
+                        return 0;
+        return 1;
+}
+
+int window_share_seed(struct window *w, const struct window *from)
+{
+        if (w->nkeys != 0 || w->skeys.n != 0)
+                return -EBUSY;  /* its tables were laid out with the old seed */
+        w->seed = from->seed;
+        return 0;
+}
+
+void window_prepare_shared(struct window *w, const struct jindex *ix, const struct window *same)
+{
+        w->pre_match = w->c.filter == NULL || filter_match_ix(w->c.filter, ix);
+        if (!w->pre_match)
+                return;
+        if (same != NULL && same->pre_match) {
+                /* The same group_by gives the same key: copied, not built again. */
+                memcpy(w->key, same->key, (size_t)same->klen + 1);
+                w->klen = same->klen;
+                w->key_over = same->key_over;
+                if (w->key_over)
+                        w->cnt.caps_keys++;
+                w->khash = w->seed == same->seed ? same->khash : key_hash(w, w->key, w->klen);
+        } else {
+                w->klen = window_key(w, ix);
+                /* Hashed once, whichever panes or session the event lands in; so are the values. */
+                w->khash = key_hash(w, w->key, w->klen);
+        }
+        agg_look(w->c.aggs, w->c.naggs, ix, &w->ain);
+        window_prefetch(w, ix->ev->timestamp_ms);
+}
+
+int window_add_prepared(struct window *w, const struct jindex *ix, int64_t now,
+                        const struct window_emit *out)
+{
+        const struct event_view *ev = ix->ev;
+        uint32_t klen = w->klen;
         int late, err;
 
-        if (w->c.filter != NULL && !filter_match(w->c.filter, ev))
+        if (!w->pre_match)
                 return 0;
-        klen = window_key(w, ev);
         if (w->c.kind == WINDOW_SESSION)
                 late = sessions_add(w, ev, klen, out);
         else

@@ -106,6 +106,41 @@ int window_add(struct window *w, const struct event_view *ev, int64_t now,
                const struct window_emit *out);
 
 /*
+ * The same for the event ix indexes (jindex_build): the caller builds the
+ * index once per event for all definitions. Returns as window_add.
+ */
+int window_add_ix(struct window *w, const struct jindex *ix, int64_t now,
+                  const struct window_emit *out);
+
+/*
+ * window_add_ix in two steps, so a caller with several definitions can
+ * prepare the event for all of them first: window_prepare does what does
+ * not depend on the window state (filter, key, its hash, the aggregates'
+ * values) and starts loading the key-table slots the key will be looked up
+ * at, whose cache misses then overlap instead of coming one after another.
+ * window_add_prepared must follow for the same ix, with no other event
+ * added to w in between. Returns as window_add. window_prepare never fails.
+ */
+void window_prepare(struct window *w, const struct jindex *ix);
+
+/*
+ * Definitions with the same group_by make the same key of an event:
+ * window_same_group says 1 when a and b group by the same paths (as
+ * spelled), else 0. window_prepare_shared is window_prepare when same
+ * (NULL, or such a definition just prepared for the same event) has the
+ * key already: it is copied, and so is its hash when both use one seed.
+ * window_share_seed gives w from's key-hash seed (one secret seed is as
+ * good as several); returns 0, or -EBUSY once w holds keys.
+ */
+int window_same_group(const struct window *a, const struct window *b);
+/* 1 when w reads fields of events (group_by, a filter, an aggregate of a path), 0 for a bare count. */
+int window_reads_fields(const struct window *w);
+void window_prepare_shared(struct window *w, const struct jindex *ix, const struct window *same);
+int window_share_seed(struct window *w, const struct window *from);
+int window_add_prepared(struct window *w, const struct jindex *ix, int64_t now,
+                        const struct window_emit *out);
+
+/*
  * Time-driven work: the idle advance of the watermark and early results.
  * Returns the number of records emitted, or -errno.
  */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "ckpt_writer.h"
 #include "clock.h"
 #include "config.h"
 #include "event.h"
@@ -88,6 +89,82 @@ Test(checkpoint, save_and_load_round_trip_leaves_no_temp_file)
         cr_assert_eq(len, 2);
         free(data);
         cr_assert_eq(checkpoint_load(dirfd_, "none.ckpt", &data, &len, why, sizeof(why)), -ENOENT);
+}
+
+Test(checkpoint, writer_saves_on_its_thread_one_at_a_time_and_swaps_buffers)
+{
+        struct ckpt_writer *w;
+        struct ckpt_buf b, other;
+        char why[WHY_MAX];
+        void *data = NULL;
+        size_t len = 0;
+        int64_t ns = -1;
+        int result = 1;
+        unsigned char *mine;
+
+        cr_assert_eq(ckpt_writer_create(&w, dirfd_, "w.ckpt"), 0);
+        cr_assert_eq(ckpt_writer_poll(w, 1, &result, &ns, why, sizeof(why)), 0, "nothing was handed over");
+        ckpt_buf_init(&b);
+        for (uint32_t i = 0; i < 50000; i++)
+                ckpt_put_u32(&b, i * 2654435761u);
+        mine = b.p;
+        cr_assert_eq(ckpt_writer_start(w, &b), 0);
+        /* b now holds the writer's spare buffer, empty; ours is the writer's until collected. */
+        cr_assert_eq(b.len, 0);
+        cr_assert(b.p != mine);
+        ckpt_buf_init(&other);
+        ckpt_put_u32(&other, 7);
+        cr_assert_eq(ckpt_writer_start(w, &other), -EBUSY, "a second write while one is in progress");
+        cr_assert_eq(ckpt_writer_poll(w, 1, &result, &ns, why, sizeof(why)), 1);
+        cr_assert_eq(result, 0, "%s", why);
+        cr_assert_geq(ns, 0);
+        cr_assert_eq(checkpoint_load(dirfd_, "w.ckpt", &data, &len, why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(len, 50000 * 4);
+        for (uint32_t i = 0; i < 50000; i++) {
+                uint32_t v;
+
+                memcpy(&v, (unsigned char *)data + i * 4, 4);
+                cr_assert_eq(v, i * 2654435761u);
+        }
+        free(data);
+        /* Collected: the next one goes, and gets our first buffer back in exchange. */
+        cr_assert_eq(ckpt_writer_start(w, &other), 0);
+        cr_assert_eq(other.p, mine);
+        cr_assert_eq(other.len, 0);
+        cr_assert_eq(ckpt_writer_poll(w, 1, &result, &ns, why, sizeof(why)), 1);
+        cr_assert_eq(result, 0, "%s", why);
+        cr_assert_eq(checkpoint_load(dirfd_, "w.ckpt", &data, &len, why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(len, 4);
+        free(data);
+        ckpt_writer_destroy(w);
+        ckpt_buf_fini(&b);
+        ckpt_buf_fini(&other);
+}
+
+Test(checkpoint, writer_reports_a_failed_save_with_its_reason)
+{
+        struct ckpt_writer *w;
+        struct ckpt_buf b;
+        char sub[PATH_MAX + 8], why[WHY_MAX];
+        int64_t ns;
+        int fd, result = 0;
+
+        /* A directory removed under the writer: the save fails, and says why. */
+        snprintf(sub, sizeof(sub), "%s/gone", dir);
+        cr_assert_eq(mkdir(sub, 0700), 0);
+        fd = open(sub, O_RDONLY | O_DIRECTORY);
+        cr_assert(fd >= 0);
+        cr_assert_eq(rmdir(sub), 0);
+        cr_assert_eq(ckpt_writer_create(&w, fd, "x.ckpt"), 0);
+        ckpt_buf_init(&b);
+        ckpt_put_u64(&b, 42);
+        cr_assert_eq(ckpt_writer_start(w, &b), 0);
+        cr_assert_eq(ckpt_writer_poll(w, 1, &result, &ns, why, sizeof(why)), 1);
+        cr_assert_lt(result, 0);
+        cr_assert(strstr(why, "x.ckpt.tmp") != NULL, "%s", why);
+        ckpt_writer_destroy(w);
+        ckpt_buf_fini(&b);
+        close(fd);
 }
 
 /* Writes a good checkpoint, damages byte at of it (or truncates to at when truncate). */

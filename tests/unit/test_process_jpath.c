@@ -266,6 +266,73 @@ Test(jpath, numbers_with_exponents_and_fractions)
         cr_assert_eq(v.num, 0);
 }
 
+/* The hand conversion of short decimals must give strtod's double exactly, sign of zero included. */
+Test(jpath, decimals_equal_strtod_bit_for_bit)
+{
+        static const char *const fixed[] = {
+                "0.1", "0.3", "-0.0", "0.0", "123.25", "999999999999999", "99999999999999.9",
+                "0.000000000000001", "9007199254740993", "1234567890123456", "0.1234567890123456",
+                "17976931348623157", "-5e-324", "1.7976931348623157e308", "2.2250738585072014e-308",
+                "00", "1.", "-", ".5",
+        };
+        uint64_t x = 88172645463325252ull;
+
+        for (unsigned i = 0; i < 20000; i++) {
+                char num[64], json[160];
+                struct jvalue v;
+                double want;
+                uint64_t a, b;
+
+                if (i < sizeof(fixed) / sizeof(fixed[0])) {
+                        snprintf(num, sizeof(num), "%s", fixed[i]);
+                } else {
+                        unsigned digits, point;
+                        size_t o = 0;
+
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        digits = 1 + (unsigned)(x % 17);
+                        point = (unsigned)((x >> 8) % (digits + 1));
+                        if ((x >> 20) & 1)
+                                num[o++] = '-';
+                        for (unsigned d = 0; d < digits; d++) {
+                                if (d == point && d > 0)
+                                        num[o++] = '.';
+                                /* No leading zero: JSON does not allow one. */
+                                num[o++] = (char)('0' + (d == 0 ? 1 + (x >> (24 + d * 2)) % 9
+                                                                : (x >> (24 + d * 2)) % 10));
+                        }
+                        num[o] = '\0';
+                }
+                snprintf(json, sizeof(json), "{\"type\":\"t\",\"source\":\"s\",\"data\":{\"n\":%s}}", num);
+                {
+                        struct event_limits l;
+                        struct event_parser *ps;
+                        struct event_error err;
+                        struct event_view ev;
+                        struct jpath p;
+                        char why[WHY_MAX];
+                        long n;
+
+                        event_limits_default(&l);
+                        cr_assert_eq(event_parser_create(&ps, &l), 0);
+                        n = event_parse(ps, json, strlen(json), 1, EVENT_SRC_STDIN, 0, rec, sizeof(rec), &err);
+                        event_parser_destroy(ps);
+                        if (n <= 0)
+                                continue;       /* not JSON ("1.", "-", ".5", "00"): the parser refuses it */
+                        cr_assert_eq(event_decode(rec, (size_t)n, &ev, why, sizeof(why)), 0, "%s", why);
+                        cr_assert_eq(jpath_compile(&p, "data.n", why, sizeof(why)), 0);
+                        jpath_lookup(&p, &ev, &v);
+                }
+                cr_assert_eq(v.kind, JV_NUMBER, "%s", num);
+                want = strtod(num, NULL);
+                memcpy(&a, &v.num, 8);
+                memcpy(&b, &want, 8);
+                cr_assert_eq(a, b, "%s: got %.17g, strtod %.17g", num, v.num, want);
+        }
+}
+
 Test(jpath, missing_members_and_paths_into_non_objects)
 {
         struct jvalue v;
@@ -609,6 +676,39 @@ Test(jpath, mutated_data_never_reads_outside_it)
 
 /* hash.h is header-only: its suite sits with its first user, jvalue_hash. */
 TestSuite(hash);
+
+/* The hash as first written (tail word by memcpy): the register-built tail must equal it for every length. */
+static uint64_t hash_reference(const void *p, size_t len, uint64_t seed)
+{
+        const unsigned char *s = p;
+        uint64_t h = seed ^ ((uint64_t)len * HASH_K1);
+        uint64_t w;
+
+        while (len >= 8) {
+                memcpy(&w, s, 8);
+                h = hash_rotl64(h ^ (hash_rotl64(w * HASH_K2, 31) * HASH_K1), 27) * 5u + 0x52dce729u;
+                s += 8;
+                len -= 8;
+        }
+        if (len > 0) {
+                w = 0;
+                memcpy(&w, s, len);
+                h ^= hash_rotl64(w * HASH_K2, 31) * HASH_K1;
+        }
+        return hash_mix64(h);
+}
+
+Test(hash, every_tail_length_hashes_as_the_reference)
+{
+        unsigned char buf[40];
+
+        for (size_t i = 0; i < sizeof(buf); i++)
+                buf[i] = (unsigned char)(0xA5u ^ (i * 37u));
+        for (size_t len = 0; len <= sizeof(buf); len++)
+                for (uint64_t seed = 0; seed < 3; seed++)
+                        cr_assert_eq(hash_bytes_seed(buf, len, seed * HASH_K3),
+                                     hash_reference(buf, len, seed * HASH_K3), "len %zu", len);
+}
 
 Test(hash, is_stable_and_spreads)
 {
