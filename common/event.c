@@ -376,6 +376,14 @@ int event_reject_decode(const void *payload, size_t len, struct event_reject_vie
         return 0;
 }
 
+int64_t event_received_ns(const void *payload)
+{
+        int64_t ns;
+
+        memcpy(&ns, (const char *)payload + offsetof(struct event_hdr, received_ns), sizeof(ns));
+        return ns;
+}
+
 void event_set_flags(void *payload, unsigned flags)
 {
         uint8_t f = (uint8_t)flags;

@@ -193,6 +193,9 @@ int event_decode(const void *payload, size_t len, struct event_view *ev, char *w
 /* Sets the sequence number of an encoded payload in place (ingest). */
 void event_set_seq(void *payload, uint64_t seq);
 
+/* The receive time of an EVENT_REC_EVENT payload already decoded once (no checks). */
+int64_t event_received_ns(const void *payload);
+
 /*
  * Writes ev as one compact JSON object {"id","timestamp","type","source","data"}
  * into buf (cap bytes, NUL-terminated). Returns the length without the NUL,

@@ -206,8 +206,8 @@ static void figures_take(struct api *a, const struct view *v, struct figures *f)
         /* What ingest took in and the store has not yet accounted for is on its way (or filtered). */
         if (f->received > f->stored + f->rejected + f->duplicates)
                 f->in_flight = f->received - f->stored - f->rejected - f->duplicates;
-        f->commit_p50 = hist_ms(v, "store", "commit_ns", 0.5, &f->have_commit);
-        f->commit_p99 = hist_ms(v, "store", "commit_ns", 0.99, &f->have_commit);
+        f->commit_p50 = hist_ms(v, "store", "latency.commit_ns", 0.5, &f->have_commit);
+        f->commit_p99 = hist_ms(v, "store", "latency.commit_ns", 0.99, &f->have_commit);
         live_get_stats(a->live, &f->live);
 
         dt = v->now_mono - a->rate_ns;
@@ -470,7 +470,7 @@ int metrics_get_prom(struct api *a, struct MHD_Connection *c)
         rbuf_printf(&o, "ringflow_rate_events_per_second{flow=\"committed\"} %.1f\n", a->rate_committed);
         rbuf_printf(&o, "ringflow_rate_events_per_second{flow=\"rejected\"} %.1f\n", a->rate_rejected);
         if (f.have_commit) {
-                prom_family(&o, "ringflow_commit_latency_seconds", "gauge", "store commit time quantiles (log2 bucket upper bounds)");
+                prom_family(&o, "ringflow_commit_latency_seconds", "gauge", "receive-to-commit latency quantiles (log2 bucket upper bounds)");
                 rbuf_printf(&o, "ringflow_commit_latency_seconds{quantile=\"0.5\"} %.6f\n", f.commit_p50 / 1e3);
                 rbuf_printf(&o, "ringflow_commit_latency_seconds{quantile=\"0.99\"} %.6f\n", f.commit_p99 / 1e3);
         }

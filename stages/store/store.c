@@ -47,7 +47,7 @@ enum {
         S_BATCH_RECORDS, S_COMMIT_NS, S_LIVE_SENT, S_LIVE_DROPPED, S_RETENTION_REMOVED,
         S_PARTITIONS_OPEN, S_COMMITTED_POS, S_COMMITTED_COUNT, S_CURSOR_COUNT, S_COMMIT_ERRORS,
         S_VFS_SUBMITS, S_VFS_FSYNCS, S_VFS_ERRORS, S_WINDOWS_STORED, S_WINDOWS_REPLAYED,
-        S_LATE_STORED, S_LATE_REPLAYED, S_EVENTS_SEQ_MOVED, S_COMMITTED_SEQ, S_COUNT
+        S_LATE_STORED, S_LATE_REPLAYED, S_EVENTS_SEQ_MOVED, S_COMMITTED_SEQ, S_LATENCY_COMMIT_NS, S_COUNT
 };
 
 static const struct stats_def store_defs[S_COUNT] = {
@@ -81,6 +81,8 @@ static const struct stats_def store_defs[S_COUNT] = {
         [S_EVENTS_SEQ_MOVED] = { "events.seq_moved", STATS_COUNTER },
         /* The highest event/reject seq of the last committed batch: the api's ?ack=stored waits for it. */
         [S_COMMITTED_SEQ] = { "committed.seq", STATS_GAUGE },
+        /* Per stored event: CLOCK_REALTIME once its batch is durable minus its received_ns. */
+        [S_LATENCY_COMMIT_NS] = { "latency.commit_ns", STATS_HISTOGRAM },
 };
 
 /* An event or window result of the open batch that was stored: its payload in ring memory, for the live ring. */
@@ -625,7 +627,7 @@ static void store_publish_vfs(struct store *st)
 int store_flush(struct store *st, int force)
 {
         struct writer_counters wc;
-        int64_t t0;
+        int64_t t0, now;
         int err;
 
         if (!st->open)
@@ -643,6 +645,16 @@ int store_flush(struct store *st, int force)
                 return store_fail(st, err, "%s", writer_why(st->w));
         }
         stats_hist_add(st->stats, S_COMMIT_NS, (uint64_t)(clock_mono_ns() - t0));
+        /* Receive to commit, after the commit so the insert path stays as it was. */
+        now = clock_real_ns();
+        for (unsigned i = 0; i < st->nrefs; i++) {
+                int64_t rx;
+
+                if (st->refs[i].type != EVENT_REC_EVENT)
+                        continue;       /* window results have no receive time */
+                rx = event_received_ns(st->refs[i].data);
+                stats_hist_add(st->stats, S_LATENCY_COMMIT_NS, now > rx ? (uint64_t)(now - rx) : 0);
+        }
         /* Durable now: count it, hand it to the live ring, then let the producer reuse it. */
         stats_add(st->slot[S_EVENTS_STORED], st->t.stored);
         stats_add(st->slot[S_EVENTS_DUPLICATE], st->t.duplicate);

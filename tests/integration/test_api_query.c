@@ -455,3 +455,30 @@ Test(api_query, supervisor_states_and_restarts_are_shown)
         stats_close(sup);
         stats_close(ingest);
 }
+
+Test(api_query, latency_ms_is_receive_to_commit_not_transaction_time)
+{
+        static const struct stats_def defs[] = { { "commit_ns", STATS_HISTOGRAM },
+                                                 { "latency.commit_ns", STATS_HISTOGRAM } };
+        int port = ah_start_api(NULL);
+        struct stats *store = NULL;
+        struct json_object *o, *lat;
+        char why[WHY_MAX];
+
+        cr_assert(stats_create(&store, ah_ti.dirfd, "store", defs, 2, why, sizeof(why)) == 0, "%s", why);
+        stats_heartbeat(store);
+        /* Transactions of 1 us; events that waited 50 ms from receipt to commit. */
+        for (unsigned i = 0; i < 100; i++) {
+                stats_hist_add(store, 0, 1000);
+                stats_hist_add(store, 1, 50 * NSEC_PER_MSEC);
+        }
+        o = get_json(port, "/api/metrics", 200);
+        lat = jget(o, "latency_ms");
+        /* 50 ms lies in the log2 bucket [2^25, 2^26) ns: its upper bound is 67.1 ms. */
+        cr_assert_float_eq(json_object_get_double(jget(lat, "commit_p50")), 67.108863, 1e-3, "%s",
+                           json_object_to_json_string(lat));
+        cr_assert_float_eq(json_object_get_double(jget(lat, "commit_p99")), 67.108863, 1e-3, "%s",
+                           json_object_to_json_string(lat));
+        json_object_put(o);
+        stats_close(store);
+}

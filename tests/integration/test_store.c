@@ -978,6 +978,47 @@ Test(store, a_recreated_input_ring_is_stored_not_skipped_as_a_replay)
         cr_assert(strstr(err, "another process-store ring") != NULL, "not logged: %s", err);
         free(err);
         cr_assert_eq(count_events(now), 70);
+}
+
+Test(store, latency_commit_ns_counts_each_stored_event_from_its_receive_time)
+{
+        int64_t now = today_noon_ms(), received = clock_real_ns() - NSEC_PER_SEC;
+        const struct stats_value *lat;
+        struct stats_snapshot snap;
+        struct event_error e;
+        struct producer pr;
+        char why[WHY_MAX], json[256];
+        struct proc p;
+        long n;
+
+        rings_create(1u << 20, 0);
+        producer_init(&pr);
+        store_start(&p, "--store-batch", "10000", "--store-batch-wait", "20ms", NULL);
+        /* 100 events received a second ago, then one of them again: a duplicate is not stored. */
+        for (unsigned i = 0; i <= 100; i++) {
+                snprintf(json, sizeof(json), "{\"id\":\"lat-%u\",\"timestamp\":%lld,\"type\":\"t\","
+                         "\"source\":\"s\"}", i % 100, (long long)now);
+                n = event_parse(pr.parser, json, strlen(json), received, EVENT_SRC_STDIN, 0, pr.buf,
+                                pr.cap, &e);
+                cr_assert(n > 0, "event_parse(%s): %s", json, e.message);
+                put_encoded(&pr, (size_t)n);
+        }
+        stat_wait("committed.count", 101, &p);
+        cr_assert_eq(stat_now("events.stored"), 100);
+        cr_assert_eq(stat_now("events.duplicate"), 1);
+        cr_assert(stats_read(ti.dirfd, "store", &snap, why, sizeof(why)) == 0, "%s", why);
+        lat = stats_find(&snap, "latency.commit_ns");
+        cr_assert(lat != NULL && lat->kind == STATS_HISTOGRAM, "no latency.commit_ns histogram");
+        cr_assert_eq(lat->value, 100, "latency.commit_ns counted %llu events, 100 were stored",
+                     (unsigned long long)lat->value);
+        /* Each value is at least the second since receipt; the lowest bucket shows it (2^30 > 1e9). */
+        cr_assert_geq(lat->sum, 100 * (uint64_t)NSEC_PER_SEC, "mean %.0f ns is below 1 s",
+                      (double)lat->sum / 100);
+        cr_assert_geq(stats_hist_quantile(lat, 0), (uint64_t)NSEC_PER_SEC);
+        /* ... and not the time since the epoch or since boot: well under a minute. */
+        cr_assert_lt(lat->sum / 100, 60 * (uint64_t)NSEC_PER_SEC, "mean %.0f ns", (double)lat->sum / 100);
+        stats_snapshot_free(&snap);
+        cr_assert_eq(proc_stop(&p, SIGTERM), 0);
         producer_fini(&pr);
         proc_fini(&p);
 }
