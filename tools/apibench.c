@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* apibench.c: measures the real ringflow-api on 127.0.0.1: keep-alive GETs/s, single-event POSTs/s, batch POST events/s. */
+/* apibench.c: measures the real ringflow-api on 127.0.0.1: keep-alive GETs/s, single-event POSTs/s, batch POST events/s; --ws-latency: apibench_ws.c. */
 #include "autoconf.h"
 
 #include <dirent.h>
@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apibench_ws.h"
 #include "bench.h"
 #include "clock.h"
 #include "event.h"
@@ -37,6 +38,9 @@
  */
 
 #define API_REL "stages/api/ringflow-api"
+#define RINGFLOWD_REL "stages/supervise/ringflowd"
+#define GEN_REL "tools/ringflow-gen"
+#define WS_RATE_MAX 10000000u           /* --rate bound */
 #define CONN_MAX 256
 #define BATCH_MAX 100000
 #define START_NS (20 * NSEC_PER_SEC)
@@ -82,12 +86,21 @@ static void stop_api(void)
 static void usage(FILE *f)
 {
         fprintf(f, "usage: apibench [--seconds S] [--connections N] [--batch N] [--json] [--api PATH]\n"
+                   "       apibench --ws-latency [--rate R] [--seconds S] [--warmup S] [--json]\n"
+                   "                [--ringflowd PATH] [--gen PATH] [-- RINGFLOWD-FLAGS...]\n"
                    "\n"
                    "Starts ringflow-api in a private instance on 127.0.0.1 (a drain thread\n"
                    "consumes api->ingest) and measures, each for S seconds (default 3) with N\n"
                    "keep-alive connections (default 8): GET /api/health requests/s, single-event\n"
                    "POST /api/events events/s, and POST /api/events/batch events/s with N events\n"
-                   "per request (--batch, default 1000).\n");
+                   "per request (--batch, default 1000).\n"
+                   "\n"
+                   "--ws-latency: runs ringflow-gen --rate R --now (default 50000) into ringflowd\n"
+                   "(every stage, a private instance) and measures, over S seconds (default 10)\n"
+                   "after a warm-up (default 2), the time from each event's receive time\n"
+                   "(\"received\", epoch ms) to its arrival at a WebSocket client of /ws/events:\n"
+                   "p50, p99, p99.9 and max, next to the api's deliver_ns histogram. Flags after\n"
+                   "-- go to ringflowd (e.g. -- --durability normal --store-batch-wait 5ms).\n");
 }
 
 static void *drain_main(void *arg)
@@ -215,13 +228,20 @@ int main(int argc, char **argv)
                 { "batch", required_argument, NULL, 'b' },
                 { "json", no_argument, NULL, 'j' },
                 { "api", required_argument, NULL, 'a' },
+                { "ws-latency", no_argument, NULL, 'w' },
+                { "rate", required_argument, NULL, 'r' },
+                { "warmup", required_argument, NULL, 'u' },
+                { "ringflowd", required_argument, NULL, 'd' },
+                { "gen", required_argument, NULL, 'g' },
                 { "help", no_argument, NULL, BENCH_OPT_HELP },
                 { "version", no_argument, NULL, BENCH_OPT_VERSION },
                 { NULL, 0, NULL, 0 },
         };
         static const char one[] = "{\"type\":\"bench\",\"source\":\"apibench\",\"data\":{\"user\":\"u42\",\"amount\":12.5}}";
         struct opts o = { .seconds = 3, .conns = 8, .batch = 1000 };
-        const char *api = NULL;
+        const char *api = NULL, *rfd = NULL, *gen = NULL;
+        struct ws_lat_opts wo = { .seconds = 10, .warmup = 2, .rate = 50000 };
+        int ws_mode = 0, seconds_set = 0;
         struct ring *ring = NULL;
         pthread_t drain;
         char why[WHY_MAX], *batch;
@@ -238,6 +258,26 @@ int main(int argc, char **argv)
                         o.seconds = atof(optarg);
                         if (o.seconds <= 0 || o.seconds > 3600)
                                 fatalx(EXIT_PERMANENT, "--seconds %s: from 0 to 3600", optarg);
+                        seconds_set = 1;
+                        break;
+                case 'w':
+                        ws_mode = 1;
+                        break;
+                case 'r':
+                        wo.rate = (unsigned)atoi(optarg);
+                        if (wo.rate < 1 || wo.rate > WS_RATE_MAX)
+                                fatalx(EXIT_PERMANENT, "--rate %s: from 1 to %u", optarg, WS_RATE_MAX);
+                        break;
+                case 'u':
+                        wo.warmup = atof(optarg);
+                        if (wo.warmup < 0 || wo.warmup > 3600)
+                                fatalx(EXIT_PERMANENT, "--warmup %s: from 0 to 3600", optarg);
+                        break;
+                case 'd':
+                        rfd = optarg;
+                        break;
+                case 'g':
+                        gen = optarg;
                         break;
                 case 'c':
                         o.conns = (unsigned)atoi(optarg);
@@ -259,10 +299,27 @@ int main(int argc, char **argv)
                         bench_opt_other(c, "apibench", usage);
                 }
         }
-        bench_opt_end(argc, argv);
-        bench_find_stage(o.api, sizeof(o.api), api, API_REL, "--api");
+        if (ws_mode) {
+                wo.extra = argv + optind;
+                wo.nextra = argc - optind;
+        } else {
+                bench_opt_end(argc, argv);
+        }
         if (bench_catch_stop() < 0)
                 fatal(EXIT_TEMPORARY, "sigaction");
+        if (ws_mode) {
+                if (seconds_set)
+                        wo.seconds = o.seconds;
+                wo.json = o.json;
+                bench_find_stage(wo.ringflowd, sizeof(wo.ringflowd), rfd, RINGFLOWD_REL, "--ringflowd");
+                bench_find_stage(wo.gen, sizeof(wo.gen), gen, GEN_REL, "--gen");
+                ws_latency_run(&wo);
+                bench_instance_remove();
+                if (bench_stopping())
+                        bench_exit_stopped();
+                return 0;
+        }
+        bench_find_stage(o.api, sizeof(o.api), api, API_REL, "--api");
         dirfd = bench_instance_open("apibench", stop_api, why, sizeof(why));
         if (dirfd < 0)
                 fatalx(EXIT_TEMPORARY, "%s", why);

@@ -15,6 +15,10 @@ packages=(
 )
 # The dashboard's end-to-end test: Debian's browser, and node for playwright-core.
 packages+=(chromium nodejs)
+# The api benchmark (make bench-api): wrk drives POSTs and GETs. promtool (Debian's
+# prometheus package: ~96 MB with a server and its service) is not installed here;
+# test_api checks /metrics with it when it is on PATH or in $PROMTOOL.
+packages+=(wrk)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -48,6 +48,8 @@ static const struct stats_def api_defs[AS_COUNT] = {
         [AS_LISTEN_PORT] = { "listen.port", STATS_GAUGE },
         [AS_CONNECTIONS] = { "connections", STATS_GAUGE },
         [AS_REQUEST_NS] = { "request_ns", STATS_HISTOGRAM },
+        /* Receive (the event's received_ns) to being queued for a live client: the live tap's delay. */
+        [AS_DELIVER_NS] = { "deliver_ns", STATS_HISTOGRAM },
 };
 
 static void api_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -243,6 +245,7 @@ int api_create(struct api **ap, const struct config *cfg, int create, char *why,
                 why_set(why, whylen, err, "live streams: %s", strerror(-err));
                 goto err;
         }
+        live_set_deliver_stats(a->live, a->stats, AS_DELIVER_NS);
         a->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (a->epfd < 0) {
                 err = why_set(why, whylen, -errno, "epoll_create1: %s", strerror(errno));
@@ -298,6 +301,8 @@ void api_destroy(struct api *a)
         event_parser_destroy(a->parser);
         free(a->arena);
         free(a->clients);
+        if (a->view_dir != NULL)
+                closedir(a->view_dir);
         if (a->epfd >= 0)
                 close(a->epfd);
         if (a->dirfd >= 0)

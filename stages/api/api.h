@@ -3,6 +3,7 @@
 #ifndef RINGFLOW_API_H
 #define RINGFLOW_API_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,7 +35,7 @@ struct req;
 enum {
         AS_REQUESTS, AS_STATUS_2XX, AS_STATUS_4XX, AS_STATUS_5XX, AS_EVENTS_ACCEPTED,
         AS_EVENTS_REJECTED, AS_POSTS, AS_RING_FULL, AS_THROTTLED, AS_UNAUTHORIZED, AS_TOO_LARGE,
-        AS_ACKS, AS_ACK_TIMEOUTS, AS_LISTEN_PORT, AS_CONNECTIONS, AS_REQUEST_NS, AS_COUNT
+        AS_ACKS, AS_ACK_TIMEOUTS, AS_LISTEN_PORT, AS_CONNECTIONS, AS_REQUEST_NS, AS_DELIVER_NS, AS_COUNT
 };
 
 /* A client address's token bucket (per-address rate limit). */
@@ -86,6 +87,8 @@ struct api {
         unsigned nfree_reqs;
         struct req *acks;               /* suspended ?ack=stored requests */
         struct api_progress prog;
+
+        DIR *view_dir;                  /* the instance directory as metrics.c lists it; NULL until first used */
 
         /* /api/metrics rates: the previous sample of the counters they come from. */
         int64_t rate_ns;

@@ -72,6 +72,15 @@ int live_handle_sse(struct live *l, struct MHD_Connection *c, void **con_cls);  
 int live_handle_ws(struct live *l, struct MHD_Connection *c, void **con_cls);     /* GET /ws/events (upgrade) */
 int live_handle_static(struct live *l, struct MHD_Connection *c, const char *url); /* GET / and /ui/..., /vendor/uplot/... */
 
+struct stats;
+
+/*
+ * From now on, every live event queued for a client adds (CLOCK_REALTIME
+ * now - the event's received_ns) in ns to histogram slot idx of s (borrowed:
+ * it must outlive l). Replays from the store (Last-Event-ID) are not counted.
+ */
+void live_set_deliver_stats(struct live *l, struct stats *s, unsigned idx);
+
 /* Counters for /api/metrics: clients, sent, lagged (skipped events), dropped clients. */
 struct live_stats { uint64_t sse_clients, ws_clients, sent, skipped, closed_slow; };
 

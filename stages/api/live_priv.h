@@ -51,6 +51,7 @@ struct live_msg {
         const char *window;             /* windows: the name */
         const char *json;               /* the event or window object */
         size_t len;
+        int64_t received_ns;            /* events: CLOCK_REALTIME at the edge; else 0 */
 };
 
 struct MHD_UpgradeResponseHandle;
@@ -108,6 +109,8 @@ struct live {
         int epfd;                       /* WebSocket sockets and the timer (live_fd) */
         int timerfd;                    /* wakes the api loop to read the ring */
         int64_t timer_ns;               /* the timer's period now */
+        int64_t last_data;              /* monotonic ns of the last ring read that found records */
+        int flowing;                    /* records came within LIVE_FLOWING_NS: the fast tick */
 
         struct ring *ring;              /* store-api.ring, consumer; NULL while absent */
         dev_t ring_dev;                 /* the file attached: a new one means recreated */
@@ -124,6 +127,9 @@ struct live {
 
         char *fmt;                      /* one record's JSON, reused */
         size_t fmt_cap;
+
+        struct stats *deliver;          /* receive-to-queued histogram (borrowed); NULL: not kept */
+        unsigned deliver_idx;
 };
 
 /* ---- live.c ---- */

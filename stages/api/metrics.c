@@ -70,32 +70,38 @@ static uint64_t snap_value(const struct stats_snapshot *snap, const char *name, 
         return v != NULL ? v->value : 0;
 }
 
-void view_take(struct api *a, struct view *v)
+void view_take(struct api *a, struct view *v, unsigned what)
 {
         char prod[RING_NAME_MAX + 1], cons[RING_NAME_MAX + 1], stage[STATS_STAGE_MAX + 1];
         const struct view_stage *sup;
         struct dirent *de;
-        DIR *d;
+        DIR *d = a->view_dir;
         int fd;
 
         memset(v, 0, sizeof(*v));
         v->now_mono = clock_mono_ns();
         v->now_real = clock_real_ns();
-        /* A DIR of its own: readdir on a dup would share the offset with a->dirfd. */
-        fd = openat(a->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        d = fd >= 0 ? fdopendir(fd) : NULL;
         if (d == NULL) {
-                if (fd >= 0)
-                        close(fd);
-                return;
+                /* A DIR of its own: readdir on a dup would share the offset with a->dirfd. */
+                fd = openat(a->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                d = fd >= 0 ? fdopendir(fd) : NULL;
+                if (d == NULL) {
+                        if (fd >= 0)
+                                close(fd);
+                        return;
+                }
+                a->view_dir = d;
+        } else {
+                /* Kept open between requests (5 syscalls less each); a rewind reads the directory afresh. */
+                rewinddir(d);
         }
         while ((de = readdir(d)) != NULL) {
-                if (ring_parse_filename(de->d_name, prod, cons) == 0)
-                        view_add_ring(v, a->dirfd, prod, cons);
-                else if (stats_parse_filename(de->d_name, stage))
+                if (ring_parse_filename(de->d_name, prod, cons) == 0) {
+                        if (what & VIEW_RINGS)
+                                view_add_ring(v, a->dirfd, prod, cons);
+                } else if (stats_parse_filename(de->d_name, stage))
                         view_add_stage(v, a->dirfd, stage);
         }
-        closedir(d);
         sup = view_stage_find(v, "supervise");
         v->supervised = sup != NULL && sup->err == 0;
         for (unsigned i = 0; i < v->nstages; i++) {
@@ -189,6 +195,8 @@ struct figures {
         uint64_t received, ingested, rejected, stored, stored_rejects, duplicates, in_flight;
         double commit_p50, commit_p99;
         int have_commit;
+        double deliver_p50, deliver_p99;
+        int have_deliver;
         struct live_stats live;
 };
 
@@ -208,6 +216,8 @@ static void figures_take(struct api *a, const struct view *v, struct figures *f)
                 f->in_flight = f->received - f->stored - f->rejected - f->duplicates;
         f->commit_p50 = hist_ms(v, "store", "latency.commit_ns", 0.5, &f->have_commit);
         f->commit_p99 = hist_ms(v, "store", "latency.commit_ns", 0.99, &f->have_commit);
+        f->deliver_p50 = hist_ms(v, "api", "deliver_ns", 0.5, &f->have_deliver);
+        f->deliver_p99 = hist_ms(v, "api", "deliver_ns", 0.99, &f->have_deliver);
         live_get_stats(a->live, &f->live);
 
         dt = v->now_mono - a->rate_ns;
@@ -243,7 +253,7 @@ int metrics_get_json(struct api *a, struct MHD_Connection *c)
 
         if (v == NULL)
                 return reply_error(a, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", NULL, -1, 0, NULL);
-        view_take(a, v);
+        view_take(a, v, VIEW_RINGS);
         figures_take(a, v, &f);
         rbuf_puts(&o, "{");
         rbuf_json_kv(&o, "instance", a->cfg.instance);
@@ -306,8 +316,11 @@ int metrics_get_json(struct api *a, struct MHD_Connection *c)
                 rbuf_printf(&o, "\"commit_p50\":%.3f,\"commit_p99\":%.3f", f.commit_p50, f.commit_p99);
         else
                 rbuf_puts(&o, "\"commit_p50\":null,\"commit_p99\":null");
-        /* Receive-to-client delivery is not measured by the live unit yet: null, not a made-up figure. */
-        rbuf_puts(&o, ",\"deliver_p50\":null,\"deliver_p99\":null");
+        /* Receive to a live client's queue (api.stats deliver_ns); null until one event was delivered. */
+        if (f.have_deliver)
+                rbuf_printf(&o, ",\"deliver_p50\":%.3f,\"deliver_p99\":%.3f", f.deliver_p50, f.deliver_p99);
+        else
+                rbuf_puts(&o, ",\"deliver_p50\":null,\"deliver_p99\":null");
         rbuf_printf(&o, "},\"conservation\":{\"received\":%llu,\"stored\":%llu,\"rejected\":%llu,"
                     "\"duplicates\":%llu,\"in_flight\":%llu},",
                     (unsigned long long)f.received, (unsigned long long)f.stored,
@@ -357,6 +370,22 @@ static void prom_stage_sample(struct rbuf *o, const char *name, const char *stag
         rbuf_printf(o, "\"} %s\n", value);
 }
 
+/* A histogram of ns as a summary in seconds: quantiles, _sum, _count. Nothing while it is empty. */
+static void prom_summary(struct rbuf *o, const struct view *v, const char *stage, const char *stat,
+                         const char *name, const char *help)
+{
+        const struct view_stage *s = view_stage_find(v, stage);
+        const struct stats_value *sv = s != NULL && s->err == 0 ? stats_find(&s->snap, stat) : NULL;
+
+        if (sv == NULL || sv->kind != STATS_HISTOGRAM || sv->value == 0)
+                return;
+        prom_family(o, name, "summary", help);
+        rbuf_printf(o, "%s{quantile=\"0.5\"} %.6f\n", name, (double)stats_hist_quantile(sv, 0.5) / 1e9);
+        rbuf_printf(o, "%s{quantile=\"0.99\"} %.6f\n", name, (double)stats_hist_quantile(sv, 0.99) / 1e9);
+        rbuf_printf(o, "%s_sum %.6f\n%s_count %llu\n", name, (double)sv->sum / 1e9, name,
+                    (unsigned long long)sv->value);
+}
+
 int metrics_get_prom(struct api *a, struct MHD_Connection *c)
 {
         struct view *v = malloc(sizeof(*v));
@@ -366,7 +395,7 @@ int metrics_get_prom(struct api *a, struct MHD_Connection *c)
 
         if (v == NULL)
                 return reply_error(a, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory", NULL, -1, 0, NULL);
-        view_take(a, v);
+        view_take(a, v, VIEW_RINGS);
         figures_take(a, v, &f);
 
         prom_family(&o, "ringflow_stage_up", "gauge", "1 when the stage is alive with a fresh heartbeat");
@@ -385,7 +414,8 @@ int metrics_get_prom(struct api *a, struct MHD_Connection *c)
                 snprintf(num, sizeof(num), "%llu", (unsigned long long)v->stages[i].restarts);
                 prom_stage_sample(&o, "ringflow_stage_restarts_total", v->stages[i].name, NULL, NULL, num);
         }
-        prom_family(&o, "ringflow_stage_counter_total", "counter", "a counter of a stage's .stats file");
+        /* No type word in a family's name: promtool's lint rejects "counter" and "gauge" there. */
+        prom_family(&o, "ringflow_stage_stat_total", "counter", "a counter of a stage's .stats file");
         for (unsigned i = 0; i < v->nstages; i++)
                 for (unsigned k = 0; v->stages[i].err == 0 && k < v->stages[i].snap.n; k++) {
                         const struct stats_value *sv = &v->stages[i].snap.values[k];
@@ -393,10 +423,10 @@ int metrics_get_prom(struct api *a, struct MHD_Connection *c)
                         if (sv->kind != STATS_COUNTER)
                                 continue;
                         snprintf(num, sizeof(num), "%llu", (unsigned long long)sv->value);
-                        prom_stage_sample(&o, "ringflow_stage_counter_total", v->stages[i].name, "counter",
+                        prom_stage_sample(&o, "ringflow_stage_stat_total", v->stages[i].name, "counter",
                                           sv->name, num);
                 }
-        prom_family(&o, "ringflow_stage_gauge", "gauge", "a gauge of a stage's .stats file");
+        prom_family(&o, "ringflow_stage_stat", "gauge", "a gauge of a stage's .stats file");
         for (unsigned i = 0; i < v->nstages; i++)
                 for (unsigned k = 0; v->stages[i].err == 0 && k < v->stages[i].snap.n; k++) {
                         const struct stats_value *sv = &v->stages[i].snap.values[k];
@@ -404,7 +434,7 @@ int metrics_get_prom(struct api *a, struct MHD_Connection *c)
                         if (sv->kind != STATS_GAUGE)
                                 continue;
                         snprintf(num, sizeof(num), "%llu", (unsigned long long)sv->value);
-                        prom_stage_sample(&o, "ringflow_stage_gauge", v->stages[i].name, "gauge", sv->name, num);
+                        prom_stage_sample(&o, "ringflow_stage_stat", v->stages[i].name, "gauge", sv->name, num);
                 }
 
         prom_family(&o, "ringflow_ring_capacity_bytes", "gauge", "bytes of the ring's data area");
@@ -469,11 +499,10 @@ int metrics_get_prom(struct api *a, struct MHD_Connection *c)
         rbuf_printf(&o, "ringflow_rate_events_per_second{flow=\"ingested\"} %.1f\n", a->rate_ingested);
         rbuf_printf(&o, "ringflow_rate_events_per_second{flow=\"committed\"} %.1f\n", a->rate_committed);
         rbuf_printf(&o, "ringflow_rate_events_per_second{flow=\"rejected\"} %.1f\n", a->rate_rejected);
-        if (f.have_commit) {
-                prom_family(&o, "ringflow_commit_latency_seconds", "gauge", "receive-to-commit latency quantiles (log2 bucket upper bounds)");
-                rbuf_printf(&o, "ringflow_commit_latency_seconds{quantile=\"0.5\"} %.6f\n", f.commit_p50 / 1e3);
-                rbuf_printf(&o, "ringflow_commit_latency_seconds{quantile=\"0.99\"} %.6f\n", f.commit_p99 / 1e3);
-        }
+        prom_summary(&o, v, "store", "latency.commit_ns", "ringflow_commit_latency_seconds",
+                     "receive to commit time (quantiles: log2 bucket upper bounds)");
+        prom_summary(&o, v, "api", "deliver_ns", "ringflow_deliver_latency_seconds",
+                     "receive to live client delivery time (quantiles: log2 bucket upper bounds)");
         prom_family(&o, "ringflow_live_clients", "gauge", "live stream clients connected");
         rbuf_printf(&o, "ringflow_live_clients{kind=\"sse\"} %llu\n", (unsigned long long)f.live.sse_clients);
         rbuf_printf(&o, "ringflow_live_clients{kind=\"ws\"} %llu\n", (unsigned long long)f.live.ws_clients);

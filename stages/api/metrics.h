@@ -43,13 +43,17 @@ struct view {
         int64_t now_mono, now_real;
 };
 
+/* What view_take reads besides the .stats files. */
+#define VIEW_RINGS 0x1u                 /* the .ring files (health does without: ~9 syscalls each) */
+
 /*
- * Reads every <stage>.stats and <producer>-<consumer>.ring of the instance
- * (read-only: stats_read, ring_attach as RING_OBSERVER) and decides per
- * stage whether it is up. Never fails: what cannot be read is kept with its
- * error. The caller frees it with view_free.
+ * Reads every <stage>.stats and, with VIEW_RINGS in what, every
+ * <producer>-<consumer>.ring of the instance (read-only: stats_read,
+ * ring_attach as RING_OBSERVER) and decides per stage whether it is up.
+ * Never fails: what cannot be read is kept with its error. The caller frees
+ * it with view_free.
  */
-void view_take(struct api *a, struct view *v);
+void view_take(struct api *a, struct view *v, unsigned what);
 void view_free(struct view *v);
 
 /* The stage named name in v, or NULL. */
