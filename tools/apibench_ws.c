@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,16 +40,6 @@ static char rfd_path[PATH_MAX], rfd_instance[PATH_MAX];
 static char f_instance[] = "--instance", f_data_dir[] = "--data-dir", f_listen[] = "--listen",
             v_listen[] = "127.0.0.1:0", f_log_level[] = "--log-level", v_log_level[] = "warning";
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-        (void)sb;
-        (void)flag;
-        (void)ftw;
-        if (remove(path) < 0)
-                log_warn("removing %s", path);
-        return 0;
-}
-
 /* Stops ringflowd (it drains and exits on SIGTERM) and the generator; removes the data directory. */
 static void stop_children(void)
 {
@@ -65,7 +54,7 @@ static void stop_children(void)
                 rfd_pid = 0;
         }
         if (data_dir[0] != '\0') {
-                nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+                bench_remove_tree(data_dir);
                 data_dir[0] = '\0';
         }
 }

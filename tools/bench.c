@@ -3,6 +3,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <sched.h>
 #include <signal.h>
@@ -356,4 +357,32 @@ int bench_child_wait(pid_t pid, int64_t deadline_ns, int64_t poll_ns, int *statu
                 }
                 nanosleep(&pause, NULL);
         }
+}
+
+static int bench_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+        (void)sb;
+        (void)ftw;
+        if ((flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT)
+                log_warn("remove %s", path);
+        return 0;
+}
+
+void bench_remove_tree(const char *path)
+{
+        if (nftw(path, bench_rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+                log_warn("nftw %s", path);
+}
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+double bench_median(double *v, unsigned n)
+{
+        qsort(v, n, sizeof(v[0]), bench_cmp_double);
+        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }

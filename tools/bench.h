@@ -153,6 +153,14 @@ int bench_child_wait(pid_t pid, int64_t deadline_ns, int64_t poll_ns, int *statu
 /* The value (or histogram count) named name in s; 0, and *missing set, when there is none. */
 uint64_t bench_stat_value(const struct stats_snapshot *s, const char *name, int *missing);
 
+/* ---- files and figures ---- */
+
+/* Removes a directory tree (files and subdirectories); failures are logged, since callers are cleaning up. */
+void bench_remove_tree(const char *path);
+
+/* The median of v[0..n) (n >= 1), which it sorts in place. */
+double bench_median(double *v, unsigned n);
+
 /* ---- JSON ---- */
 
 /*

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -217,21 +216,6 @@ static void make_input(const struct bench_cfg *cfg, struct input *in)
 
 /* ---- files ---- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-        (void)sb;
-        (void)ftw;
-        if ((flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT)
-                log_warn("remove %s", path);
-        return 0;
-}
-
-static void remove_tree(const char *path)
-{
-        if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
-                log_warn("nftw %s", path);
-}
-
 /* Empties the instance directory: every run starts without rings, stats or checkpoints. */
 static void clear_instance(void)
 {
@@ -302,7 +286,7 @@ static void kill_ringflowd(void)
                 bench_child = -1;
         }
         if (data_root[0] != '\0') {
-                remove_tree(data_root);
+                bench_remove_tree(data_root);
                 data_root[0] = '\0';
         }
 }
@@ -863,7 +847,7 @@ out:
                         close(pipefd[i]);
         if (rc != 0 && !bench_stopping())
                 show_log_tail(logpath);
-        remove_tree(data);
+        bench_remove_tree(data);
         unlink(logpath);
         return rc;
 }
@@ -938,13 +922,6 @@ static void report_run(const struct bench_cfg *cfg, const struct input *in, unsi
         bench_warn_other(other_cpu_s(r), r->seconds);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-
-        return x < y ? -1 : x > y;
-}
-
 static double median(const struct input *in, const struct run_result *runs, unsigned n,
                      double (*fig)(const struct input *, const struct run_result *))
 {
@@ -952,8 +929,7 @@ static double median(const struct input *in, const struct run_result *runs, unsi
 
         for (unsigned i = 0; i < n; i++)
                 v[i] = fig(in, &runs[i]);
-        qsort(v, n, sizeof(v[0]), cmp_double);
-        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+        return bench_median(v, n);
 }
 
 static double fig_p99_hi(const struct input *in, const struct run_result *r)

@@ -725,13 +725,6 @@ static void report_run(const struct input *in, unsigned i, unsigned n, const str
         bench_warn_other(other_cpu_s(r), r->seconds);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-        double x = *(const double *)a, y = *(const double *)b;
-
-        return (x > y) - (x < y);
-}
-
 /* The median of one figure over the runs. */
 static double median(const struct input *in, const struct run_result *runs, unsigned n,
                      double (*fig)(const struct input *, const struct run_result *))
@@ -740,8 +733,7 @@ static double median(const struct input *in, const struct run_result *runs, unsi
 
         for (unsigned i = 0; i < n; i++)
                 v[i] = fig(in, &runs[i]);
-        qsort(v, n, sizeof(v[0]), cmp_double);
-        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+        return bench_median(v, n);
 }
 
 static double fig_parse(const struct input *in, const struct run_result *r)

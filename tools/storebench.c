@@ -3,7 +3,6 @@
 #include "autoconf.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -211,22 +210,6 @@ static void make_input(const struct bench_cfg *cfg, struct input *in)
 
 /* ---- the store process ---- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-        (void)sb;
-        (void)ftw;
-        if ((flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT)
-                log_warn("remove %s", path);
-        return 0;
-}
-
-/* Removes a directory tree; failures are logged, since the caller is cleaning up. */
-static void remove_tree(const char *path)
-{
-        if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
-                log_warn("nftw %s", path);
-}
-
 /*
  * Kills and reaps the store if it runs, then removes the data directory:
  * before the instance is removed (at exit, or after a stop).
@@ -239,7 +222,7 @@ static void kill_store(void)
                 bench_child = -1;
         }
         if (data_root[0] != '\0') {
-                remove_tree(data_root);
+                bench_remove_tree(data_root);
                 data_root[0] = '\0';
         }
 }
@@ -594,7 +577,7 @@ static int run_one(const struct bench_cfg *cfg, const struct input *in, int vfs,
         res->dur = dur;
         remove_run_files();
         snprintf(dir, sizeof(dir), "%s/%s-%s", data_root, vfs_names[vfs], dur_names[dur]);
-        remove_tree(dir);
+        bench_remove_tree(dir);
         if (mkdir(dir, 0700) != 0)
                 fatal(EXIT_TEMPORARY, "mkdir %s", dir);
         if (ring_create(bench_dirfd, IN_PRODUCER, IN_CONSUMER, cfg->capacity, 0, why,
@@ -650,7 +633,7 @@ out:
         }
         if (r != NULL)
                 ring_close(r);
-        remove_tree(dir);
+        bench_remove_tree(dir);
         res->ok = rc == 0;
         return rc;
 }
