@@ -540,6 +540,19 @@ static size_t dedup(struct strs *s)
         return dups;
 }
 
+/* The runs made so far: removed at exit, also after a failure (--keep keeps them to look at). */
+static struct run *runs_made[2];
+static const struct opts *runs_opts;
+
+static void run_fini(struct run *r, const struct opts *o);
+
+static void runs_remove(void)
+{
+        for (size_t i = 0; i < sizeof(runs_made) / sizeof(runs_made[0]); i++)
+                if (runs_made[i] != NULL)
+                        run_fini(runs_made[i], runs_opts);
+}
+
 static void run_init(struct run *r, const struct opts *o, const char *tag)
 {
         const char *tmp = getenv("TMPDIR");
@@ -551,6 +564,12 @@ static void run_init(struct run *r, const struct opts *o, const char *tag)
         snprintf(r->data_dir, sizeof(r->data_dir), "%s/ringflow-chaos-%s-XXXXXX", tmp ? tmp : "/tmp", tag);
         if (mkdtemp(r->data_dir) == NULL)
                 die("mkdtemp: %s", strerror(errno));
+        for (size_t i = 0; i < sizeof(runs_made) / sizeof(runs_made[0]); i++)
+                if (runs_made[i] == NULL || runs_made[i] == r) {
+                        runs_made[i] = r;
+                        break;
+                }
+        runs_opts = o;
         snprintf(r->conf, sizeof(r->conf), "%s/ringflow.conf", r->data_dir);
         f = fopen(r->conf, "we");
         if (f == NULL || fputs(WINDOW_CONF, f) < 0 || fclose(f) != 0)
@@ -601,12 +620,16 @@ static void rm_tree(const char *dir)
 
 static void run_fini(struct run *r, const struct opts *o)
 {
+        if (r->data_dir[0] == '\0')
+                return;         /* removed (or reported kept) already */
         if (o->keep) {
                 printf("test_chaos: kept instance %s and %s\n", r->instance, r->data_dir);
+                r->data_dir[0] = '\0';
                 return;
         }
         instance_remove(r->instance);
         rm_tree(r->data_dir);
+        r->data_dir[0] = '\0';
 }
 
 static void usage(FILE *f)
@@ -651,7 +674,7 @@ int main(int argc, char **argv)
                                             "store/ringflow-store", "process/ringflow-process" };
         struct strs want_ids = { 0 }, want_bad = { 0 }, ids = { 0 }, bad = { 0 };
         const char *dir = getenv("RINGFLOW_BUILDDIR");
-        struct run a, b;
+        static struct run a, b;        /* static: runs_remove reaches them after main returns */
         struct opts o;
         size_t dups;
 
@@ -674,6 +697,7 @@ int main(int argc, char **argv)
                 return 77;
         }
         signal(SIGPIPE, SIG_IGN);
+        atexit(runs_remove);
         rng_state = o.seed * 0x9E3779B97F4A7C15ULL + 1;
 
         expected(&o, &want_ids, &want_bad);
