@@ -169,13 +169,21 @@ static int on_event(void *arg_, const struct query_event *ev)
         return r->o->oom ? -ENOMEM : 0;
 }
 
-static void put_next(struct rbuf *o, const struct query_page *pg)
+/* "next_cursor": the next page's cursor, or null on the last page. */
+static void put_cursor(struct rbuf *o, const struct query_page *pg)
 {
-        rbuf_puts(o, "],\"next_cursor\":");
+        rbuf_puts(o, "\"next_cursor\":");
         if (pg->more && pg->next[0] != '\0')
                 rbuf_json_str(o, pg->next, strlen(pg->next));
         else
                 rbuf_puts(o, "null");
+}
+
+/* Closes a page's row array and the object. */
+static void put_next(struct rbuf *o, const struct query_page *pg)
+{
+        rbuf_puts(o, "],");
+        put_cursor(o, pg);
         rbuf_puts(o, "}");
 }
 
@@ -243,10 +251,39 @@ static int on_window(void *arg_, const struct query_window *w)
         rbuf_json_kv(r->o, "name", w->name);
         /* key and aggregates are JSON the process stage wrote and the store kept. */
         rbuf_printf(r->o, ",\"key\":%s,\"start\":%lld,\"end\":%lld,\"count\":%llu,\"aggregates\":%s,"
-                    "\"final\":true,\"updated\":%lld}",
+                    "\"final\":%s,\"updated\":%lld}",
                     w->key != NULL ? w->key : "[]", (long long)w->start_ms, (long long)w->end_ms, (unsigned long long)w->count,
-                    w->aggregates != NULL ? w->aggregates : "{}", (long long)(w->updated_ns / 1000000));
+                    w->aggregates != NULL ? w->aggregates : "{}", w->final ? "true" : "false",
+                    (long long)(w->updated_ns / 1000000));
         return r->o->oom ? -ENOMEM : 0;
+}
+
+static int on_name(void *arg_, const char *name)
+{
+        struct rows *r = arg_;
+
+        if (r->n++ > 0)
+                rbuf_puts(r->o, ",");
+        rbuf_json_str(r->o, name, strlen(name));
+        return r->o->oom ? -ENOMEM : 0;
+}
+
+/* GET /api/windows without name=: the window names the stored partitions hold (in from/to). */
+static int get_window_names(struct api *a, struct MHD_Connection *c, const struct params *p)
+{
+        struct rbuf o = { 0 };
+        struct rows rows = { &o, 0 };
+        char why[WHY_MAX];
+        int err, more = 0;
+
+        rbuf_puts(&o, "{\"names\":[");
+        err = query_window_names(a->q, p->from_ms, p->to_ms, on_name, &rows, &more, why, sizeof(why));
+        if (err < 0 && err != -ENOENT) {
+                rbuf_free(&o);
+                return query_failed(a, c, err, why);
+        }
+        rbuf_printf(&o, "],\"more\":%s}", more ? "true" : "false");
+        return reply_json(a, c, MHD_HTTP_OK, &o, NULL, NULL);
 }
 
 int get_windows(struct api *a, struct MHD_Connection *c)
@@ -260,17 +297,23 @@ int get_windows(struct api *a, struct MHD_Connection *c)
         int err;
 
         memset(&qr, 0, sizeof(qr));
-        if (params_read(a, c, &p, 0) < 0 || param_str(a, c, "name", &qr.name, &p) < 0 ||
+        if (params_read(a, c, &p, 1) < 0 || param_str(a, c, "name", &qr.name, &p) < 0 ||
             param_str(a, c, "key", &qr.key, &p) < 0)
                 return bad_params(a, c, &p);
         if (qr.name == NULL) {
-                p.bad = "name";
-                snprintf(p.why, sizeof(p.why), "name (the window's name) is required");
-                return bad_params(a, c, &p);
+                if (qr.key != NULL || p.cursor != NULL) {
+                        p.bad = qr.key != NULL ? "key" : "cursor";
+                        snprintf(p.why, sizeof(p.why), "%s needs name (without name the answer is the "
+                                 "list of window names)", p.bad);
+                        return bad_params(a, c, &p);
+                }
+                return get_window_names(a, c, &p);
         }
         qr.from_ms = p.from_ms;
         qr.to_ms = p.to_ms;
         qr.limit = p.limit;
+        qr.oldest_first = p.oldest_first;
+        qr.cursor = p.cursor;
         memset(&pg, 0, sizeof(pg));
         rbuf_puts(&o, "{\"windows\":[");
         err = query_windows(a->q, &qr, on_window, &rows, &pg, why, sizeof(why));
@@ -280,8 +323,9 @@ int get_windows(struct api *a, struct MHD_Connection *c)
                 rbuf_free(&o);
                 return query_failed(a, c, err, why);
         }
-        /* The store pages windows by limit only: there is no cursor to hand out. */
-        rbuf_printf(&o, "],\"more\":%s,\"next_cursor\":null}", pg.more ? "true" : "false");
+        rbuf_printf(&o, "],\"more\":%s,", pg.more ? "true" : "false");
+        put_cursor(&o, &pg);
+        rbuf_puts(&o, "}");
         return reply_json(a, c, MHD_HTTP_OK, &o, NULL, NULL);
 }
 

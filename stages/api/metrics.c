@@ -190,15 +190,52 @@ static double hist_ms(const struct view *v, const char *stage, const char *name,
         return (double)stats_hist_quantile(sv, q) / 1e6;
 }
 
+/* The conservation account of one source kind: received = stored + rejected + duplicates + dropped + in flight. */
+struct account {
+        uint64_t received, rejected, stored, duplicates, dropped, in_flight;
+        int traffic;                    /* any of them is not 0 */
+};
+
 /* The figures both forms show. */
 struct figures {
-        uint64_t received, ingested, rejected, stored, stored_rejects, duplicates, in_flight;
+        uint64_t received, ingested, rejected, stored, stored_rejects, duplicates, dropped, in_flight;
+        struct account src[EVENT_SRC_COUNT];    /* by enum event_source; [EVENT_SRC_NONE] unused */
         double commit_p50, commit_p99;
         int have_commit;
         double deliver_p50, deliver_p99;
         int have_deliver;
         struct live_stats live;
 };
+
+/* received less what was accounted for; 0 while a restarted stage's file is behind another's. */
+static uint64_t in_flight(uint64_t received, uint64_t accounted)
+{
+        return received > accounted ? received - accounted : 0;
+}
+
+/*
+ * One source kind's account from the counters named after it: ingest's
+ * "<kind>.lines" and "<kind>.rejected", process's "dropped.<kind>", the
+ * store's "stored.<kind>" and "duplicate.<kind>".
+ */
+static void account_take(const struct view *v, enum event_source kind, struct account *ac)
+{
+        const char *k = event_source_name(kind);
+        char name[STATS_NAME_MAX + 1];
+
+        snprintf(name, sizeof(name), "%s.lines", k);
+        ac->received = stage_value(v, "ingest", name);
+        snprintf(name, sizeof(name), "%s.rejected", k);
+        ac->rejected = stage_value(v, "ingest", name);
+        snprintf(name, sizeof(name), "dropped.%s", k);
+        ac->dropped = stage_value(v, "process", name);
+        snprintf(name, sizeof(name), "stored.%s", k);
+        ac->stored = stage_value(v, "store", name);
+        snprintf(name, sizeof(name), "duplicate.%s", k);
+        ac->duplicates = stage_value(v, "store", name);
+        ac->in_flight = in_flight(ac->received, ac->stored + ac->rejected + ac->duplicates + ac->dropped);
+        ac->traffic = (ac->received | ac->rejected | ac->dropped | ac->stored | ac->duplicates) != 0;
+}
 
 static void figures_take(struct api *a, const struct view *v, struct figures *f)
 {
@@ -211,9 +248,11 @@ static void figures_take(struct api *a, const struct view *v, struct figures *f)
         f->stored = stage_value(v, "store", "events.stored");
         f->stored_rejects = stage_value(v, "store", "rejects.stored");
         f->duplicates = stage_value(v, "store", "events.duplicate");
-        /* What ingest took in and the store has not yet accounted for is on its way (or filtered). */
-        if (f->received > f->stored + f->rejected + f->duplicates)
-                f->in_flight = f->received - f->stored - f->rejected - f->duplicates;
+        f->dropped = stage_value(v, "process", "events.dropped");
+        /* What ingest took in and neither process (filters) nor the store has accounted for is on its way. */
+        f->in_flight = in_flight(f->received, f->stored + f->rejected + f->duplicates + f->dropped);
+        for (int k = EVENT_SRC_STDIN; k < EVENT_SRC_COUNT; k++)
+                account_take(v, (enum event_source)k, &f->src[k]);
         f->commit_p50 = hist_ms(v, "store", "latency.commit_ns", 0.5, &f->have_commit);
         f->commit_p99 = hist_ms(v, "store", "latency.commit_ns", 0.99, &f->have_commit);
         f->deliver_p50 = hist_ms(v, "api", "deliver_ns", 0.5, &f->have_deliver);
@@ -242,6 +281,16 @@ static void figures_take(struct api *a, const struct view *v, struct figures *f)
 static void ring_label(char *buf, size_t len, const struct view_ring *r)
 {
         snprintf(buf, len, "%s-%s", r->producer, r->consumer);
+}
+
+/* An account's members, without the braces (the totals object has by_source too). */
+static void put_account(struct rbuf *o, uint64_t received, uint64_t stored, uint64_t rejected,
+                        uint64_t duplicates, uint64_t dropped, uint64_t in_flight)
+{
+        rbuf_printf(o, "\"received\":%llu,\"stored\":%llu,\"rejected\":%llu,\"duplicates\":%llu,"
+                    "\"dropped\":%llu,\"in_flight\":%llu",
+                    (unsigned long long)received, (unsigned long long)stored, (unsigned long long)rejected,
+                    (unsigned long long)duplicates, (unsigned long long)dropped, (unsigned long long)in_flight);
 }
 
 int metrics_get_json(struct api *a, struct MHD_Connection *c)
@@ -321,11 +370,21 @@ int metrics_get_json(struct api *a, struct MHD_Connection *c)
                 rbuf_printf(&o, ",\"deliver_p50\":%.3f,\"deliver_p99\":%.3f", f.deliver_p50, f.deliver_p99);
         else
                 rbuf_puts(&o, ",\"deliver_p50\":null,\"deliver_p99\":null");
-        rbuf_printf(&o, "},\"conservation\":{\"received\":%llu,\"stored\":%llu,\"rejected\":%llu,"
-                    "\"duplicates\":%llu,\"in_flight\":%llu},",
-                    (unsigned long long)f.received, (unsigned long long)f.stored,
-                    (unsigned long long)f.rejected, (unsigned long long)f.duplicates,
-                    (unsigned long long)f.in_flight);
+        rbuf_puts(&o, "},\"conservation\":{");
+        put_account(&o, f.received, f.stored, f.rejected, f.duplicates, f.dropped, f.in_flight);
+        /* The same account per source kind that had traffic, inside the totals object. */
+        rbuf_puts(&o, ",\"by_source\":{");
+        for (int k = EVENT_SRC_STDIN, n = 0; k < EVENT_SRC_COUNT; k++) {
+                const struct account *ac = &f.src[k];
+
+                if (!ac->traffic)
+                        continue;
+                rbuf_printf(&o, "%s\"%s\":{", n++ > 0 ? "," : "", event_source_name((enum event_source)k));
+                put_account(&o, ac->received, ac->stored, ac->rejected, ac->duplicates, ac->dropped,
+                            ac->in_flight);
+                rbuf_puts(&o, "}");
+        }
+        rbuf_puts(&o, "}},");
         rbuf_printf(&o, "\"live\":{\"sse_clients\":%llu,\"ws_clients\":%llu,\"sent\":%llu,\"skipped\":%llu,"
                     "\"closed_slow\":%llu}}",
                     (unsigned long long)f.live.sse_clients, (unsigned long long)f.live.ws_clients,
@@ -384,6 +443,41 @@ static void prom_summary(struct rbuf *o, const struct view *v, const char *stage
         rbuf_printf(o, "%s{quantile=\"0.99\"} %.6f\n", name, (double)stats_hist_quantile(sv, 0.99) / 1e9);
         rbuf_printf(o, "%s_sum %.6f\n%s_count %llu\n", name, (double)sv->sum / 1e9, name,
                     (unsigned long long)sv->value);
+}
+
+/*
+ * The conservation account, one sample per account and source kind with
+ * traffic (every sample has both labels; sum by account gives the totals).
+ * No samples, and so no family, before any source had traffic.
+ */
+static void prom_accounts(struct rbuf *o, const struct figures *f)
+{
+        static const char *const names[] = { "received", "stored", "rejected", "duplicates", "dropped" };
+        int any = 0;
+
+        for (int k = EVENT_SRC_STDIN; k < EVENT_SRC_COUNT; k++)
+                any |= f->src[k].traffic;
+        if (!any)
+                return;
+        prom_family(o, "ringflow_events_total", "counter",
+                    "the conservation account: received = stored + rejected + duplicates + dropped + in flight");
+        for (int k = EVENT_SRC_STDIN; k < EVENT_SRC_COUNT; k++) {
+                const struct account *ac = &f->src[k];
+                const uint64_t vals[] = { ac->received, ac->stored, ac->rejected, ac->duplicates, ac->dropped };
+
+                if (!ac->traffic)
+                        continue;
+                for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                        rbuf_printf(o, "ringflow_events_total{account=\"%s\",source=\"%s\"} %llu\n", names[i],
+                                    event_source_name((enum event_source)k), (unsigned long long)vals[i]);
+        }
+        prom_family(o, "ringflow_events_in_flight", "gauge",
+                    "events received and not yet stored, rejected, found duplicate or dropped by a filter");
+        for (int k = EVENT_SRC_STDIN; k < EVENT_SRC_COUNT; k++)
+                if (f->src[k].traffic)
+                        rbuf_printf(o, "ringflow_events_in_flight{source=\"%s\"} %llu\n",
+                                    event_source_name((enum event_source)k),
+                                    (unsigned long long)f->src[k].in_flight);
 }
 
 int metrics_get_prom(struct api *a, struct MHD_Connection *c)
@@ -488,13 +582,7 @@ int metrics_get_prom(struct api *a, struct MHD_Connection *c)
                             (unsigned long long)v->rings[i].st.drops);
         }
 
-        prom_family(&o, "ringflow_events_total", "counter", "the conservation account: received = stored + rejected + duplicates + in flight");
-        rbuf_printf(&o, "ringflow_events_total{account=\"received\"} %llu\n", (unsigned long long)f.received);
-        rbuf_printf(&o, "ringflow_events_total{account=\"stored\"} %llu\n", (unsigned long long)f.stored);
-        rbuf_printf(&o, "ringflow_events_total{account=\"rejected\"} %llu\n", (unsigned long long)f.rejected);
-        rbuf_printf(&o, "ringflow_events_total{account=\"duplicates\"} %llu\n", (unsigned long long)f.duplicates);
-        prom_family(&o, "ringflow_events_in_flight", "gauge", "events received and not yet stored, rejected or found duplicate");
-        rbuf_printf(&o, "ringflow_events_in_flight %llu\n", (unsigned long long)f.in_flight);
+        prom_accounts(&o, &f);
         prom_family(&o, "ringflow_rate_events_per_second", "gauge", "events per second over the api's last sampling interval");
         rbuf_printf(&o, "ringflow_rate_events_per_second{flow=\"ingested\"} %.1f\n", a->rate_ingested);
         rbuf_printf(&o, "ringflow_rate_events_per_second{flow=\"committed\"} %.1f\n", a->rate_committed);

@@ -44,7 +44,9 @@ enum {
         S_RESULTS_OUT, S_LATE_OUT, S_DROPPED, S_REPLAYED, S_LATE, S_WINDOWS_OPEN, S_KEYS,
         S_CAPS_WINDOWS, S_CAPS_KEYS, S_CHECKPOINTS, S_CKPT_NS, S_CKPT_BYTES, S_CKPT_ERRORS,
         S_CKPT_CORRUPT, S_RECORDS_BAD, S_RECORDS_UNKNOWN, S_OUT_WAITS, S_COMMITTED_POS,
-        S_COMMITTED_COUNT, S_COUNT
+        S_COMMITTED_COUNT,
+        /* events.dropped per source kind, stdin to api: the api's conservation account per source. */
+        S_DROPPED_SRC, S_COUNT = S_DROPPED_SRC + EVENT_SRC_COUNT - 1
 };
 
 static const struct stats_def process_defs[S_COUNT] = {
@@ -73,6 +75,10 @@ static const struct stats_def process_defs[S_COUNT] = {
         [S_OUT_WAITS] = { "out.waits", STATS_COUNTER },
         [S_COMMITTED_POS] = { "committed.pos", STATS_GAUGE },
         [S_COMMITTED_COUNT] = { "committed.count", STATS_GAUGE },
+        [S_DROPPED_SRC + 0] = { "dropped.stdin", STATS_COUNTER },
+        [S_DROPPED_SRC + 1] = { "dropped.unix", STATS_COUNTER },
+        [S_DROPPED_SRC + 2] = { "dropped.tcp", STATS_COUNTER },
+        [S_DROPPED_SRC + 3] = { "dropped.api", STATS_COUNTER },
 };
 
 /* Published with the output records: the input position their outputs go up to. */
@@ -656,6 +662,8 @@ static int handle_event(struct process *p, const struct ring_rec *rec, int64_t n
                 jindex_none(&p->ix, &ev);
         if (procconf_drops_ix(&p->pc, &p->ix)) {
                 stats_add(p->slot[S_DROPPED], 1);
+                if (ev.source_kind >= EVENT_SRC_STDIN && ev.source_kind < EVENT_SRC_COUNT)
+                        stats_add(p->slot[S_DROPPED_SRC + ev.source_kind - EVENT_SRC_STDIN], 1);
                 p->run_dropped++;
                 return 0;
         }

@@ -40,13 +40,22 @@
 #define EV_ORDER_DESC " ORDER BY e.ts DESC, e.rowid DESC LIMIT ?6"
 #define EV_ORDER_ASC " ORDER BY e.ts, e.rowid LIMIT ?6"
 
+#define WIN_SELECT "SELECT name, key, start, \"end\", count, aggregates, updated, final, rowid" \
+                   " FROM windows WHERE "
+#define WIN_TIE "?6 IS NULL OR key > (SELECT key FROM windows WHERE rowid = ?6)"
+#define WIN_DESC " AND start >= ?3 AND start <= ?4 AND (start < ?4 OR " WIN_TIE ")"
+#define WIN_ASC " AND start >= ?3 AND start < ?4 AND (start > ?3 OR " WIN_TIE ")"
+
 /* Statement slots: events by direction and filter bits (1 type, 2 source), then the rest. */
 enum {
         ST_EV_DESC = 0,                 /* + filter bits: 0..3 */
         ST_EV_ASC = 4,                  /* + filter bits: 4..7 */
         ST_BY_ID = 8,
-        ST_WIN_KEY,
-        ST_WIN_ANY,
+        ST_WIN_KEY_DESC,
+        ST_WIN_KEY_ASC,
+        ST_WIN_ANY_DESC,
+        ST_WIN_ANY_ASC,
+        ST_WIN_NEXT_NAME,
         ST_REJ_DESC,
         ST_REJ_ASC,
         ST_AFTER_SEQ,
@@ -67,15 +76,20 @@ static const char *const sql_text[ST_COUNT] = {
         [ST_EV_ASC + F_SOURCE] = EV_SELECT EV_ASC EV_SOURCE EV_ORDER_ASC,
         [ST_EV_ASC + F_TYPE + F_SOURCE] = EV_SELECT EV_ASC EV_TYPE EV_SOURCE EV_ORDER_ASC,
         [ST_BY_ID] = EV_SELECT "e.id = ?1",
-        /* With a key the primary key (name, key, start) gives the order; without
-         * one it narrows to the name and the day's windows of it are sorted. */
-        [ST_WIN_KEY] = "SELECT name, key, start, \"end\", count, aggregates, updated, final"
-                       " FROM windows WHERE name = ?1 AND key = ?2 AND start >= ?3 AND start < ?4"
-                       " ORDER BY start DESC LIMIT ?5",
-        /* windows_name_start: the range of starts, and keys sorted per start only. */
-        [ST_WIN_ANY] = "SELECT name, key, start, \"end\", count, aggregates, updated, final"
-                       " FROM windows WHERE name = ?1 AND start >= ?3 AND start < ?4"
-                       " ORDER BY start DESC, key LIMIT ?5",
+        /*
+         * Windows, keyset by (start, key): the index range is on start alone
+         * and the cursor's own start is filtered by key, compared with the key
+         * of the cursor's row (looked up by rowid: the writer's upsert keeps a
+         * row's rowid). ?6 NULL: no cursor in this file. With a key the primary
+         * key (name, key, start) gives the order; without one windows_name_start
+         * narrows to the name and the range, and keys are sorted per start only.
+         */
+        [ST_WIN_KEY_DESC] = WIN_SELECT "name = ?1 AND key = ?2" WIN_DESC " ORDER BY start DESC LIMIT ?5",
+        [ST_WIN_KEY_ASC] = WIN_SELECT "name = ?1 AND key = ?2" WIN_ASC " ORDER BY start LIMIT ?5",
+        [ST_WIN_ANY_DESC] = WIN_SELECT "name = ?1" WIN_DESC " ORDER BY start DESC, key LIMIT ?5",
+        [ST_WIN_ANY_ASC] = WIN_SELECT "name = ?1" WIN_ASC " ORDER BY start, key LIMIT ?5",
+        /* The next window name after ?1: one index seek per distinct name (a skip scan by hand). */
+        [ST_WIN_NEXT_NAME] = "SELECT name FROM windows WHERE name > ?1 ORDER BY name LIMIT 1",
         /* rejects_received, keyset by (received, seq) as events by (ts, rowid). */
         [ST_REJ_DESC] = "SELECT seq, received, source, reason, message, offset, raw, raw_total"
                         " FROM rejects WHERE received >= ?1 AND received <= ?2"
@@ -112,7 +126,7 @@ struct query {
 
 /* A parsed cursor: the last row's key and the partition it came from. */
 struct cursor {
-        int64_t ts, rowid;              /* rejects: ts holds received (ns), rowid seq */
+        int64_t ts, rowid;              /* rejects: ts holds received (ns), rowid seq; windows: start, rowid */
         int64_t pstart, pend;
 };
 
@@ -413,12 +427,22 @@ static int read_i64(const char **s, char sep, int64_t *v)
 }
 
 /*
- * Cursor text: kind ('e' events, 'r' rejects), a version ('1' events, '2'
- * rejects: by receive time since schema 2), order ('d' or 'a'), then
- * '.'-separated decimals: events ts.rowid.pstart.pend, rejects
- * received.seq.pstart.pend. Only URL-safe characters, so the api can pass
- * it as is.
+ * Cursor text: kind ('e' events, 'r' rejects, 'w' windows), a version ('1'
+ * events and windows, '2' rejects: by receive time since schema 2), order
+ * ('d' or 'a'), then '.'-separated decimals: events ts.rowid.pstart.pend,
+ * rejects received.seq.pstart.pend, windows start.rowid.pstart.pend. Only
+ * URL-safe characters, so the api can pass it as is.
  */
+static char cursor_version(char kind)
+{
+        return kind == 'r' ? '2' : '1';
+}
+
+static const char *cursor_what(char kind)
+{
+        return kind == 'e' ? "n events" : kind == 'r' ? " rejects" : " windows";
+}
+
 static int cursor_parse(const char *s, char kind, int desc, struct cursor *c, char *why,
                         size_t whylen)
 {
@@ -429,11 +453,9 @@ static int cursor_parse(const char *s, char kind, int desc, struct cursor *c, ch
         if (strnlen(s, QUERY_CURSOR_MAX) >= QUERY_CURSOR_MAX)
                 return why_set(why, whylen, -EINVAL, "cursor \"%s\" is malformed: too long",
                                shown(s, sh, sizeof(sh)));
-        if (p[0] != kind || p[1] != (kind == 'e' ? '1' : '2') || (p[2] != 'd' && p[2] != 'a') ||
-            p[3] != '.')
+        if (p[0] != kind || p[1] != cursor_version(kind) || (p[2] != 'd' && p[2] != 'a') || p[3] != '.')
                 return why_set(why, whylen, -EINVAL, "cursor \"%s\" is malformed: not a%s cursor",
-                               shown(s, sh, sizeof(sh)),
-                               kind == 'e' ? "n events" : " rejects");
+                               shown(s, sh, sizeof(sh)), cursor_what(kind));
         order = p[2] == 'd';
         p += 4;
         memset(c, 0, sizeof(*c));
@@ -452,7 +474,7 @@ static int cursor_parse(const char *s, char kind, int desc, struct cursor *c, ch
 
 static void cursor_write(char *out, char kind, int desc, const struct cursor *c)
 {
-        snprintf(out, QUERY_CURSOR_MAX, "%c%c%c.%lld.%lld.%lld.%lld", kind, kind == 'e' ? '1' : '2',
+        snprintf(out, QUERY_CURSOR_MAX, "%c%c%c.%lld.%lld.%lld.%lld", kind, cursor_version(kind),
                  desc ? 'd' : 'a', (long long)c->ts, (long long)c->rowid, (long long)c->pstart,
                  (long long)c->pend);
 }
@@ -713,12 +735,86 @@ int query_event_by_id(struct query *q, const char *id, query_event_fn fn, void *
                        shown(id, sh, sizeof(sh)));
 }
 
+static int window_row(sqlite3_stmt *st, struct query_window *win)
+{
+        win->name = (const char *)sqlite3_column_text(st, 0);
+        win->key = (const char *)sqlite3_column_text(st, 1);
+        win->start_ms = sqlite3_column_int64(st, 2);
+        win->end_ms = sqlite3_column_int64(st, 3);
+        win->count = (uint64_t)sqlite3_column_int64(st, 4);
+        win->aggregates = (const char *)sqlite3_column_text(st, 5);
+        win->updated_ns = sqlite3_column_int64(st, 6);
+        win->final = sqlite3_column_int(st, 7);
+        /* The columns are NOT NULL, but a NULL pointer means out of memory. */
+        return win->name == NULL || win->key == NULL || win->aggregates == NULL ? -1 : 0;
+}
+
+/*
+ * Binds the windows statement of p for the request and the cursor (c NULL
+ * unless the cursor is in p): [lo, hi] (desc) or [lo, hi) (asc), the
+ * cursor's own start filtered by key. Returns 0, 1 when p has nothing in
+ * range, -errno.
+ */
+static int bind_windows(struct query *q, struct qpart *p, const struct query_windows_req *r, int desc,
+                        const struct cursor *c, unsigned want, sqlite3_stmt **out, char *why,
+                        size_t whylen)
+{
+        int64_t lo = r->from_ms, hi;
+        int tie = 0, i, rc, src;
+        sqlite3_stmt *st;
+
+        if (desc) {
+                hi = r->to_ms - 1;
+                if (c != NULL && c->ts <= hi) {
+                        hi = c->ts;
+                        tie = 1;
+                }
+                if (hi < lo)
+                        return 1;
+                i = r->key ? ST_WIN_KEY_DESC : ST_WIN_ANY_DESC;
+        } else {
+                hi = r->to_ms;
+                if (c != NULL && c->ts >= lo) {
+                        lo = c->ts;
+                        tie = 1;
+                }
+                if (lo >= hi)
+                        return 1;
+                i = r->key ? ST_WIN_KEY_ASC : ST_WIN_ANY_ASC;
+        }
+        if ((rc = stmt(q, p, i, &st, why, whylen)) < 0)
+                return rc;
+        src = sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+        if (src == SQLITE_OK && r->key)
+                src = sqlite3_bind_text(st, 2, r->key, -1, SQLITE_STATIC);
+        if (src == SQLITE_OK)
+                src = sqlite3_bind_int64(st, 3, lo);
+        if (src == SQLITE_OK)
+                src = sqlite3_bind_int64(st, 4, hi);
+        if (src == SQLITE_OK)
+                src = sqlite3_bind_int64(st, 5, want);
+        if (src == SQLITE_OK)
+                src = tie ? sqlite3_bind_int64(st, 6, c->rowid) : sqlite3_bind_null(st, 6);
+        if (src != SQLITE_OK) {
+                done(st);
+                return fail_sql(q, p, p->db, src, "binding a windows query", why, whylen);
+        }
+        *out = st;
+        return 0;
+}
+
 int query_windows(struct query *q, const struct query_windows_req *r, query_window_fn fn,
                   void *arg, struct query_page *pg, char *why, size_t whylen)
 {
+        struct cursor cur, last = { 0, 0, 0, 0 };
+        int have_cur = r->cursor != NULL && r->cursor[0] != '\0';
+        int desc = !r->oldest_first;
         struct walk w = { cap_limit(r->limit), 0, 0 };
         int rc;
 
+        /* Parsed before pg is cleared: r->cursor may be the previous page's pg->next. */
+        if (have_cur && (rc = cursor_parse(r->cursor, 'w', desc, &cur, why, whylen)) < 0)
+                return rc;
         memset(pg, 0, sizeof(*pg));
         if (r->name == NULL || r->name[0] == '\0')
                 return why_set(why, whylen, -EINVAL, "query: a window name is required");
@@ -727,50 +823,43 @@ int query_windows(struct query *q, const struct query_windows_req *r, query_wind
         if (rc > 0)
                 return 0;
         for (size_t k = 0; k < q->n && !w.more; k++) {
-                struct qpart *p = &q->parts[q->n - 1 - k];
+                struct qpart *p = &q->parts[desc ? q->n - 1 - k : k];
+                int cmp = have_cur ? part_cmp(p, &cur) : 0;
                 sqlite3_stmt *st = NULL;
                 int src;
 
                 if (part_outside(p, r->from_ms, r->to_ms))
                         continue;
+                /* Partitions the cursor has passed are done. */
+                if (have_cur && (desc ? cmp > 0 : cmp < 0))
+                        continue;
                 if ((rc = part_use(q, p, why, whylen)) < 0)
                         return rc;
                 if (rc > 0)
                         continue;
-                if ((rc = stmt(q, p, r->key ? ST_WIN_KEY : ST_WIN_ANY, &st, why, whylen)) < 0)
+                rc = bind_windows(q, p, r, desc, have_cur && cmp == 0 ? &cur : NULL, w.limit - w.rows + 1,
+                                  &st, why, whylen);
+                if (rc < 0)
                         return rc;
-                src = sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
-                if (src == SQLITE_OK && r->key)
-                        src = sqlite3_bind_text(st, 2, r->key, -1, SQLITE_STATIC);
-                if (src == SQLITE_OK)
-                        src = sqlite3_bind_int64(st, 3, r->from_ms);
-                if (src == SQLITE_OK)
-                        src = sqlite3_bind_int64(st, 4, r->to_ms);
-                if (src == SQLITE_OK)
-                        src = sqlite3_bind_int64(st, 5, w.limit - w.rows + 1);
-                while (src == SQLITE_OK || src == SQLITE_ROW) {
+                if (rc > 0)
+                        continue;
+                while ((src = sqlite3_step(st)) == SQLITE_ROW) {
                         struct query_window win;
 
-                        if ((src = sqlite3_step(st)) != SQLITE_ROW)
-                                break;
                         if (w.rows == w.limit) {
                                 w.more = 1;
                                 break;
                         }
-                        win.name = (const char *)sqlite3_column_text(st, 0);
-                        win.key = (const char *)sqlite3_column_text(st, 1);
-                        win.start_ms = sqlite3_column_int64(st, 2);
-                        win.end_ms = sqlite3_column_int64(st, 3);
-                        win.count = (uint64_t)sqlite3_column_int64(st, 4);
-                        win.aggregates = (const char *)sqlite3_column_text(st, 5);
-                        win.updated_ns = sqlite3_column_int64(st, 6);
-                        win.final = sqlite3_column_int(st, 7);
-                        if (win.name == NULL || win.key == NULL || win.aggregates == NULL) {
+                        if (window_row(st, &win) < 0) {
                                 src = SQLITE_NOMEM;
                                 break;
                         }
                         if ((rc = fn(arg, &win)) != 0)
                                 return stopped(st, rc, why, whylen);
+                        last.ts = win.start_ms;
+                        last.rowid = sqlite3_column_int64(st, 8);
+                        last.pstart = p->pi.start_ms;
+                        last.pend = p->pi.end_ms;
                         w.rows++;
                 }
                 if ((rc = rows_end(q, p, st, src, "reading windows", why, whylen)) < 0)
@@ -778,7 +867,113 @@ int query_windows(struct query *q, const struct query_windows_req *r, query_wind
         }
         pg->rows = w.rows;
         pg->more = w.more;
+        if (w.more)
+                cursor_write(pg->next, 'w', desc, &last);
         return 0;
+}
+
+/* The names collected so far, sorted and unique. */
+struct names {
+        char *v[QUERY_NAMES_MAX];
+        unsigned n;
+        int more;
+};
+
+/* Adds s in its sorted place unless it is there. 0, or -ENOMEM. */
+static int names_add(struct names *ns, const char *s)
+{
+        unsigned lo = 0, hi = ns->n;
+        char *copy;
+
+        while (lo < hi) {
+                unsigned mid = (lo + hi) / 2;
+                int c = strcmp(ns->v[mid], s);
+
+                if (c == 0)
+                        return 0;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (ns->n == QUERY_NAMES_MAX) {
+                /* Full: a name past the last kept one is simply not shown; one before it displaces the last. */
+                ns->more = 1;
+                if (lo == ns->n)
+                        return 0;
+                free(ns->v[--ns->n]);
+        }
+        if ((copy = strdup(s)) == NULL)
+                return -ENOMEM;
+        memmove(&ns->v[lo + 1], &ns->v[lo], (ns->n - lo) * sizeof(ns->v[0]));
+        ns->v[lo] = copy;
+        ns->n++;
+        return 0;
+}
+
+int query_window_names(struct query *q, int64_t from_ms, int64_t to_ms, query_name_fn fn, void *arg,
+                       int *more, char *why, size_t whylen)
+{
+        struct names *ns = calloc(1, sizeof(*ns));
+        int rc;
+
+        *more = 0;
+        if (ns == NULL)
+                return why_set(why, whylen, -ENOMEM, "query: out of memory");
+        if ((rc = range_start(q, from_ms, to_ms, why, whylen)) != 0)
+                goto out;
+        for (size_t k = 0; k < q->n; k++) {
+                struct qpart *p = &q->parts[k];
+                sqlite3_stmt *st = NULL;
+                char *prev = NULL;      /* the last name read: the next seek starts after it */
+                int src;
+
+                if (part_outside(p, from_ms, to_ms))
+                        continue;
+                if ((rc = part_use(q, p, why, whylen)) < 0)
+                        goto out;
+                if (rc > 0)
+                        continue;
+                if ((rc = stmt(q, p, ST_WIN_NEXT_NAME, &st, why, whylen)) < 0)
+                        goto out;
+                for (;;) {
+                        const char *name;
+                        char *copy;
+
+                        /* Names are never "" (procconf), so "" is before the first. */
+                        src = sqlite3_bind_text(st, 1, prev != NULL ? prev : "", -1, SQLITE_STATIC);
+                        if (src == SQLITE_OK)
+                                src = sqlite3_step(st);
+                        if (src != SQLITE_ROW)
+                                break;
+                        if ((name = (const char *)sqlite3_column_text(st, 0)) == NULL ||
+                            names_add(ns, name) < 0 || (copy = strdup(name)) == NULL) {
+                                src = SQLITE_NOMEM;
+                                break;
+                        }
+                        sqlite3_reset(st);
+                        free(prev);
+                        prev = copy;
+                        /* The file's names come sorted: past a full list's last, none would be kept. */
+                        if (ns->more && strcmp(prev, ns->v[ns->n - 1]) > 0) {
+                                src = SQLITE_DONE;
+                                break;
+                        }
+                }
+                rc = rows_end(q, p, st, src, "listing window names", why, whylen);
+                free(prev);
+                if (rc < 0)
+                        goto out;
+        }
+        rc = 0;
+        *more = ns->more;
+        for (unsigned i = 0; i < ns->n && rc == 0; i++)
+                rc = fn(arg, ns->v[i]);
+out:
+        for (unsigned i = 0; i < ns->n; i++)
+                free(ns->v[i]);
+        free(ns);
+        return rc < 0 ? rc : 0;
 }
 
 /* ms to ns, saturating (the bounds of a range may be far out). */

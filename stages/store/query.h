@@ -55,6 +55,7 @@
 #define QUERY_MAX_OPEN_DEFAULT 8
 #define QUERY_RELIST_MS_DEFAULT 1000
 #define QUERY_CURSOR_MAX 96             /* a cursor string, NUL included */
+#define QUERY_NAMES_MAX 1000            /* window names query_window_names lists at most */
 
 struct query;
 
@@ -98,6 +99,7 @@ struct query_reject {
 typedef int (*query_event_fn)(void *arg, const struct query_event *ev);
 typedef int (*query_window_fn)(void *arg, const struct query_window *w);
 typedef int (*query_reject_fn)(void *arg, const struct query_reject *r);
+typedef int (*query_name_fn)(void *arg, const char *name);
 
 struct query_events_req {
         int64_t from_ms, to_ms;         /* event time in [from_ms, to_ms) */
@@ -112,6 +114,8 @@ struct query_windows_req {
         const char *key;                /* NULL: every key */
         int64_t from_ms, to_ms;         /* window start in [from_ms, to_ms) */
         unsigned limit;                 /* as for events */
+        int oldest_first;               /* 0: newest start first (the default) */
+        const char *cursor;             /* NULL or "": the first page; else a page's next */
 };
 
 struct query_rejects_req {
@@ -159,12 +163,27 @@ int query_event_by_id(struct query *q, const char *id, query_event_fn fn, void *
 
 /*
  * Window results of one window name (and key) whose start is in
- * [from_ms, to_ms), newest start first, then by key; at most limit (pg->more
- * says whether more exist; there is no cursor). Returns 0 or -errno as
- * query_events (-EINVAL also for a missing name).
+ * [from_ms, to_ms), newest start first (or oldest first), keys ascending
+ * within one start, with keyset pagination like query_events by (start,
+ * key): the cursor names the last row by its start and rowid, and the rows
+ * of its start that follow it are those with a greater key (the writer's
+ * upsert keeps a row's rowid, so the cursor stays valid while the row is
+ * updated). Returns 0 or -errno as query_events (-EINVAL also for a
+ * missing name).
  */
 int query_windows(struct query *q, const struct query_windows_req *r, query_window_fn fn,
                   void *arg, struct query_page *pg, char *why, size_t whylen);
+
+/*
+ * The distinct window names of the partitions holding time of [from_ms,
+ * to_ms), sorted (strcmp), each handed to fn once; at most QUERY_NAMES_MAX
+ * (the first ones in that order; *more is then 1). Each file is read by one
+ * index seek per name (windows_name_start), not by a scan of its rows.
+ * Returns 0, or -EINVAL (from_ms > to_ms), -ENOMEM, or -errno as
+ * query_events (a missing data directory is -ENOENT).
+ */
+int query_window_names(struct query *q, int64_t from_ms, int64_t to_ms, query_name_fn fn, void *arg,
+                       int *more, char *why, size_t whylen);
 
 /*
  * Rejected inputs received in [from_ms, to_ms), newest first by (receive

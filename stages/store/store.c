@@ -40,6 +40,9 @@
 #define BAD_LOG_FIRST 20u
 #define BAD_LOG_EVERY 10000u
 
+/* Source kinds counted per kind: stdin, unix, tcp, api (EVENT_SRC_NONE is no input's). */
+#define SRC_KINDS (EVENT_SRC_COUNT - 1)
+
 /* The counter table of store.stats: names fixed by the stage contract. */
 enum {
         S_RECORDS_IN, S_EVENTS_STORED, S_EVENTS_DUPLICATE, S_EVENTS_REPLAYED, S_EVENTS_FUTURE,
@@ -47,8 +50,14 @@ enum {
         S_BATCH_RECORDS, S_COMMIT_NS, S_LIVE_SENT, S_LIVE_DROPPED, S_RETENTION_REMOVED,
         S_PARTITIONS_OPEN, S_COMMITTED_POS, S_COMMITTED_COUNT, S_CURSOR_COUNT, S_COMMIT_ERRORS,
         S_VFS_SUBMITS, S_VFS_FSYNCS, S_VFS_ERRORS, S_WINDOWS_STORED, S_WINDOWS_REPLAYED,
-        S_LATE_STORED, S_LATE_REPLAYED, S_EVENTS_SEQ_MOVED, S_COMMITTED_SEQ, S_LATENCY_COMMIT_NS, S_COUNT
+        S_LATE_STORED, S_LATE_REPLAYED, S_EVENTS_SEQ_MOVED, S_COMMITTED_SEQ, S_LATENCY_COMMIT_NS,
+        /* Per source kind (EVENT_SRC_STDIN .. EVENT_SRC_API): the api's conservation account per source. */
+        S_SRC_STORED, S_SRC_DUPLICATE = S_SRC_STORED + SRC_KINDS, S_SRC_REJECTS = S_SRC_DUPLICATE + SRC_KINDS,
+        S_COUNT = S_SRC_REJECTS + SRC_KINDS
 };
+
+/* What is counted per source kind, in the order of the S_SRC_ blocks. */
+enum { SRC_STORED, SRC_DUPLICATE, SRC_REJECTS, SRC_COUNTERS };
 
 static const struct stats_def store_defs[S_COUNT] = {
         [S_RECORDS_IN] = { "records.in", STATS_COUNTER },
@@ -83,7 +92,21 @@ static const struct stats_def store_defs[S_COUNT] = {
         [S_COMMITTED_SEQ] = { "committed.seq", STATS_GAUGE },
         /* Per stored event: CLOCK_REALTIME once its batch is durable minus its received_ns. */
         [S_LATENCY_COMMIT_NS] = { "latency.commit_ns", STATS_HISTOGRAM },
+        [S_SRC_STORED + 0] = { "stored.stdin", STATS_COUNTER },
+        [S_SRC_STORED + 1] = { "stored.unix", STATS_COUNTER },
+        [S_SRC_STORED + 2] = { "stored.tcp", STATS_COUNTER },
+        [S_SRC_STORED + 3] = { "stored.api", STATS_COUNTER },
+        [S_SRC_DUPLICATE + 0] = { "duplicate.stdin", STATS_COUNTER },
+        [S_SRC_DUPLICATE + 1] = { "duplicate.unix", STATS_COUNTER },
+        [S_SRC_DUPLICATE + 2] = { "duplicate.tcp", STATS_COUNTER },
+        [S_SRC_DUPLICATE + 3] = { "duplicate.api", STATS_COUNTER },
+        [S_SRC_REJECTS + 0] = { "rejects.stdin", STATS_COUNTER },
+        [S_SRC_REJECTS + 1] = { "rejects.unix", STATS_COUNTER },
+        [S_SRC_REJECTS + 2] = { "rejects.tcp", STATS_COUNTER },
+        [S_SRC_REJECTS + 3] = { "rejects.api", STATS_COUNTER },
 };
+_Static_assert(SRC_KINDS == 4 && EVENT_SRC_STDIN == 1 && EVENT_SRC_API == 4,
+               "store_defs names one counter per source kind, stdin to api");
 
 /* An event or window result of the open batch that was stored: its payload in ring memory, for the live ring. */
 struct live_ref {
@@ -96,7 +119,15 @@ struct live_ref {
 struct batch_tally {
         uint64_t stored, duplicate, replayed, rejects, rejects_replayed;
         uint64_t windows, windows_replayed, late, late_replayed;
+        uint64_t src[SRC_COUNTERS][SRC_KINDS];  /* stored, duplicate, rejects by source kind - 1 */
 };
+
+/* Counts one record of source kind k under counter c (a kind no source has is in the totals only). */
+static void tally_src(struct batch_tally *t, unsigned c, unsigned k)
+{
+        if (k >= EVENT_SRC_STDIN && k <= SRC_KINDS)
+                t->src[c][k - 1]++;
+}
 
 struct store {
         struct config cfg;              /* named sections dropped: the store has none */
@@ -430,10 +461,12 @@ static int store_put_pending(struct store *st)
                 switch (st->pend_res[i]) {
                 case WRITER_STORED:
                         st->t.stored++;
+                        tally_src(&st->t, SRC_STORED, st->pend[i].ev.source_kind);
                         store_ref(st, rec);
                         break;
                 case WRITER_DUPLICATE:
                         st->t.duplicate++;
+                        tally_src(&st->t, SRC_DUPLICATE, st->pend[i].ev.source_kind);
                         break;
                 case WRITER_REPLAYED:
                         st->t.replayed++;
@@ -482,9 +515,10 @@ static int store_put(struct store *st, const struct ring_rec *rec)
                 if (rv.seq > st->max_seq)
                         st->max_seq = rv.seq;
                 rc = writer_put_reject(st->w, rec->next, &rv);
-                if (rc == WRITER_STORED)
+                if (rc == WRITER_STORED) {
                         st->t.rejects++;
-                else if (rc == WRITER_REPLAYED)
+                        tally_src(&st->t, SRC_REJECTS, rv.source_kind);
+                } else if (rc == WRITER_REPLAYED)
                         st->t.rejects_replayed++;
         } else if (rec->type == EVENT_REC_WINDOW) {
                 struct event_window_view wv;
@@ -665,6 +699,10 @@ int store_flush(struct store *st, int force)
         stats_add(st->slot[S_WINDOWS_REPLAYED], st->t.windows_replayed);
         stats_add(st->slot[S_LATE_STORED], st->t.late);
         stats_add(st->slot[S_LATE_REPLAYED], st->t.late_replayed);
+        for (unsigned c = 0; c < SRC_COUNTERS; c++)
+                for (unsigned k = 0; k < SRC_KINDS; k++)
+                        if (st->t.src[c][k] != 0)
+                                stats_add(st->slot[S_SRC_STORED + c * SRC_KINDS + k], st->t.src[c][k]);
         stats_add(st->slot[S_BATCHES], 1);
         stats_hist_add(st->stats, S_BATCH_RECORDS, st->n);
         store_send_live(st);

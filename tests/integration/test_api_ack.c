@@ -115,6 +115,16 @@ Test(api_ack, ack_stored_answers_after_the_store_commits)
         cr_assert(http_do(&c, "GET", "/api/events/ack-2", NULL, NULL, 0, &r, AH_TIMEOUT_MS) == 0);
         cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
         http_resp_free(&r);
+        /* The conservation account of the api source from the real stages' counters: all stored, none on the way. */
+        cr_assert(http_do(&c, "GET", "/api/metrics", NULL, NULL, 0, &r, AH_TIMEOUT_MS) == 0);
+        cr_assert_eq(r.status, 200, "%d %s", r.status, r.body);
+        cr_assert(strstr(r.body, "\"by_source\":{\"api\":{\"received\":2,\"stored\":2,\"rejected\":0,"
+                             "\"duplicates\":0,\"dropped\":0,\"in_flight\":0}}") != NULL, "%s", r.body);
+        http_resp_free(&r);
+        cr_assert(http_do(&c, "GET", "/metrics", NULL, NULL, 0, &r, AH_TIMEOUT_MS) == 0);
+        cr_assert(strstr(r.body, "ringflow_events_total{account=\"stored\",source=\"api\"} 2\n") != NULL, "%s",
+                  r.body);
+        http_resp_free(&r);
         http_close(&c);
         ring_close(in);
         ring_close(out);

@@ -16,6 +16,7 @@
 #include "api_harness.h"
 #include "event.h"
 #include "partition.h"
+#include "query.h"
 #include "stats.h"
 #include "why.h"
 #include "writer.h"
@@ -187,8 +188,14 @@ Test(api_query, windows_and_rejects)
         cr_assert_eq(json_object_get_int(jget(jget(json_object_array_get_idx(w, 0), "aggregates"), "count")), 3);
         jget(json_object_array_get_idx(w, 0), "final");
         json_object_put(o);
-        o = get_json(port, "/api/windows", 400);
-        cr_assert_str_eq(json_object_get_string(jget(o, "field")), "name");
+        /* Without name: the names the partitions hold. */
+        o = get_json(port, "/api/windows", 200);
+        cr_assert_eq(json_object_array_length(jget(o, "names")), 1);
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(jget(o, "names"), 0)), "cpm");
+        cr_assert(!json_object_get_boolean(jget(o, "more")));
+        json_object_put(o);
+        o = get_json(port, "/api/windows?key=%5B%22a%22%5D", 400);
+        cr_assert_str_eq(json_object_get_string(jget(o, "field")), "key");
         json_object_put(o);
         o = get_json(port, "/api/rejects?limit=2", 200);
         rj = jget(o, "rejects");
@@ -198,6 +205,111 @@ Test(api_query, windows_and_rejects)
         cr_assert_str_eq(json_object_get_string(jget(json_object_array_get_idx(rj, 0), "raw")), "{x\"\xef\xbf\xbd");
         cr_assert_str_eq(json_object_get_string(jget(json_object_array_get_idx(rj, 0), "reason")), "syntax");
         cr_assert_eq(json_object_get_type(jget(o, "next_cursor")), json_type_string);
+        json_object_put(o);
+}
+
+/* Window results of "hits" in a second partition: keys x and y on starts 3 minutes apart, and one z: 7 rows. */
+static void write_more_windows(void)
+{
+        struct store_writer_opts o = {
+                .data_dir = ah_data_dir, .unit = PARTITION_DAY, .durability = STORE_DURABILITY_NORMAL,
+        };
+        struct store_writer *w = NULL;
+        struct ring_mark m = { 1 << 20, 1000 };
+        char why[256] = "";
+
+        cr_assert_eq(writer_create(&w, &o, why, sizeof(why)), 0, "%s", why);
+        cr_assert_eq(writer_begin(w), 0);
+        for (int i = 0; i < 7; i++) {
+                struct store_window win = {
+                        .name = "hits", .key = i == 6 ? "[\"z\"]" : i % 2 ? "[\"y\"]" : "[\"x\"]",
+                        .start_ms = D0 + 86400000LL + (i / 2) * 180000LL, .count = (uint64_t)i,
+                        .aggregates_json = "{}", .final = 1,
+                };
+
+                win.end_ms = win.start_ms + 180000;
+                m.pos += 64;
+                m.count++;
+                cr_assert_eq(writer_put_window(w, m, &win), WRITER_STORED, "%s", writer_why(w));
+        }
+        cr_assert_eq(writer_commit(w, m), 0, "%s", writer_why(w));
+        writer_destroy(w);
+}
+
+/* Walks /api/windows?name=hits 3 at a time in one order: the counts in the order they came. */
+static int walk_hit_windows(int port, const char *order, int *counts, int max)
+{
+        char path[256], cur[QUERY_CURSOR_MAX] = "";
+        int n = 0, pages = 0;
+
+        for (;;) {
+                struct json_object *o, *rows, *next;
+
+                snprintf(path, sizeof(path), "/api/windows?name=hits&limit=3&order=%s%s%s", order,
+                         cur[0] ? "&cursor=" : "", cur);
+                o = get_json(port, path, 200);
+                rows = jget(o, "windows");
+                for (size_t i = 0; i < json_object_array_length(rows); i++) {
+                        cr_assert_lt(n, max);
+                        counts[n++] = json_object_get_int(jget(json_object_array_get_idx(rows, i), "count"));
+                }
+                pages++;
+                next = jget(o, "next_cursor");
+                cr_assert_eq(json_object_get_boolean(jget(o, "more")), json_object_get_type(next) != json_type_null);
+                if (json_object_get_type(next) == json_type_null) {
+                        json_object_put(o);
+                        break;
+                }
+                snprintf(cur, sizeof(cur), "%s", json_object_get_string(next));
+                json_object_put(o);
+                cr_assert_lt(pages, 10);
+        }
+        return pages;
+}
+
+Test(api_query, windows_paginate_by_cursor_and_list_their_names)
+{
+        /* Newest start first, keys ascending in a start: starts 3, 2, 1, 0 hold (z), (x, y), (x, y), (x, y). */
+        static const int desc[] = { 6, 4, 5, 2, 3, 0, 1 }, asc[] = { 0, 1, 2, 3, 4, 5, 6 };
+        int port, counts[16];
+        struct json_object *o, *names;
+
+        write_partition();
+        write_more_windows();
+        port = ah_start_api(NULL);
+        cr_assert_eq(walk_hit_windows(port, "desc", counts, 16), 3);
+        for (int i = 0; i < 7; i++)
+                cr_assert_eq(counts[i], desc[i], "row %d newest first", i);
+        cr_assert_eq(walk_hit_windows(port, "asc", counts, 16), 3);
+        for (int i = 0; i < 7; i++)
+                cr_assert_eq(counts[i], asc[i], "row %d oldest first", i);
+
+        o = get_json(port, "/api/windows", 200);
+        names = jget(o, "names");
+        cr_assert_eq(json_object_array_length(names), 2, "%s", json_object_to_json_string(o));
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(names, 0)), "cpm");
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(names, 1)), "hits");
+        json_object_put(o);
+        /* from/to narrow the names to the partitions of the range: the first day has cpm alone. */
+        o = get_json(port, "/api/windows?to=1641081600000", 200);
+        cr_assert_eq(json_object_array_length(jget(o, "names")), 1, "%s", json_object_to_json_string(o));
+        json_object_put(o);
+
+        /* Bad cursors are the client's: 400 naming the cursor. */
+        o = get_json(port, "/api/windows?name=hits&cursor=garbage", 400);
+        cr_assert_str_eq(json_object_get_string(jget(o, "field")), "cursor");
+        json_object_put(o);
+        o = get_json(port, "/api/windows?name=hits&cursor=e1d.1.2.3.4", 400);
+        cr_assert_str_eq(json_object_get_string(jget(o, "field")), "cursor");
+        json_object_put(o);
+        o = get_json(port, "/api/windows?name=hits&order=asc&cursor=w1d.1.2.3.4", 400);
+        cr_assert_str_eq(json_object_get_string(jget(o, "field")), "cursor");
+        json_object_put(o);
+        o = get_json(port, "/api/windows?cursor=w1d.1.2.3.4", 400);
+        cr_assert_str_eq(json_object_get_string(jget(o, "field")), "cursor");
+        json_object_put(o);
+        o = get_json(port, "/api/windows?name=hits&order=sideways", 400);
+        cr_assert_str_eq(json_object_get_string(jget(o, "field")), "order");
         json_object_put(o);
 }
 
@@ -512,6 +624,95 @@ Test(api_query, prometheus_text_parses)
         free(text);
         http_resp_free(&r);
         stats_close(store);
+        stats_close(ingest);
+}
+
+/* A stage's .stats with these counters set: the stages' own counter names, fake values. */
+static struct stats *fake_counters(const char *stage, const char *const *names, const uint64_t *vals, unsigned n)
+{
+        struct stats_def defs[16];
+        struct stats *s = NULL;
+        char why[WHY_MAX];
+
+        cr_assert_leq(n, 16u);
+        for (unsigned i = 0; i < n; i++) {
+                defs[i].name = names[i];
+                defs[i].kind = STATS_COUNTER;
+        }
+        cr_assert(stats_create(&s, ah_ti.dirfd, stage, defs, n, why, sizeof(why)) == 0, "%s", why);
+        for (unsigned i = 0; i < n; i++)
+                stats_add(stats_slot(s, i), vals[i]);
+        stats_heartbeat(s);
+        return s;
+}
+
+static uint64_t jnum(struct json_object *o, const char *key)
+{
+        return (uint64_t)json_object_get_int64(jget(o, key));
+}
+
+Test(api_query, conservation_is_per_source_and_balances)
+{
+        static const char *const in_names[] = { "stdin.lines", "stdin.rejected", "api.lines", "api.rejected",
+                                                "tcp.lines", "unix.lines" };
+        static const uint64_t in_vals[] = { 10, 2, 5, 0, 0, 0 };
+        static const char *const pr_names[] = { "events.dropped", "dropped.stdin", "dropped.api" };
+        static const uint64_t pr_vals[] = { 1, 1, 0 };
+        static const char *const st_names[] = { "events.stored", "events.duplicate", "stored.stdin",
+                                                "duplicate.stdin", "stored.api", "duplicate.api", "stored.tcp" };
+        static const uint64_t st_vals[] = { 9, 1, 6, 1, 3, 0, 0 };
+        int port = ah_start_api(NULL);
+        struct stats *ingest = fake_counters("ingest", in_names, in_vals, 6);
+        struct stats *process = fake_counters("process", pr_names, pr_vals, 3);
+        struct stats *store = fake_counters("store", st_names, st_vals, 7);
+        struct json_object *o = get_json(port, "/api/metrics", 200), *cons, *by, *src;
+        struct http_resp r;
+
+        cons = jget(o, "conservation");
+        /* Totals: 15 received = 9 stored + 2 rejected + 1 duplicate + 1 dropped + 2 in flight. */
+        cr_assert_eq(jnum(cons, "received"), 15u);
+        cr_assert_eq(jnum(cons, "stored"), 9u);
+        cr_assert_eq(jnum(cons, "rejected"), 2u);
+        cr_assert_eq(jnum(cons, "duplicates"), 1u);
+        cr_assert_eq(jnum(cons, "dropped"), 1u);
+        cr_assert_eq(jnum(cons, "in_flight"), 2u);
+        by = jget(cons, "by_source");
+        cr_assert_eq(json_object_object_length(by), 2, "only sources with traffic: %s",
+                     json_object_to_json_string(by));
+        src = jget(by, "stdin");
+        cr_assert_eq(jnum(src, "received"), 10u);
+        cr_assert_eq(jnum(src, "stored"), 6u);
+        cr_assert_eq(jnum(src, "rejected"), 2u);
+        cr_assert_eq(jnum(src, "duplicates"), 1u);
+        cr_assert_eq(jnum(src, "dropped"), 1u);
+        cr_assert_eq(jnum(src, "in_flight"), 0u);
+        src = jget(by, "api");
+        cr_assert_eq(jnum(src, "received"), 5u);
+        cr_assert_eq(jnum(src, "stored"), 3u);
+        cr_assert_eq(jnum(src, "in_flight"), 2u, "the api's 2 are the ones on their way");
+        json_object_put(o);
+
+        ah_request(port, "GET", "/metrics", NULL, NULL, 0, &r);
+        cr_assert_eq(r.status, 200);
+        cr_assert(strstr(r.body, "ringflow_events_total{account=\"received\",source=\"stdin\"} 10\n") != NULL,
+                  "%s", r.body);
+        cr_assert(strstr(r.body, "ringflow_events_total{account=\"dropped\",source=\"stdin\"} 1\n") != NULL,
+                  "%s", r.body);
+        cr_assert(strstr(r.body, "ringflow_events_total{account=\"stored\",source=\"api\"} 3\n") != NULL,
+                  "%s", r.body);
+        cr_assert(strstr(r.body, "ringflow_events_in_flight{source=\"api\"} 2\n") != NULL, "%s", r.body);
+        cr_assert(strstr(r.body, "ringflow_events_in_flight{source=\"stdin\"} 0\n") != NULL, "%s", r.body);
+        cr_assert(strstr(r.body, "source=\"tcp\"") == NULL, "no samples of a source without traffic");
+        /* Every sample of the family has both labels. */
+        for (const char *p = r.body; (p = strstr(p, "\nringflow_events_total")) != NULL; p++) {
+                const char *nl = strchr(p + 1, '\n'), *sl = strstr(p + 1, ",source=\"");
+
+                cr_assert(strncmp(p, "\nringflow_events_total{account=\"", 32) == 0, "%.80s", p + 1);
+                cr_assert(nl != NULL && sl != NULL && sl < nl, "%.80s", p + 1);
+        }
+        http_resp_free(&r);
+        stats_close(store);
+        stats_close(process);
         stats_close(ingest);
 }
 

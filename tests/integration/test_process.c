@@ -617,8 +617,12 @@ static void windows_run(unsigned kills)
         /* Type t4 is dropped by the filter: neither forwarded nor counted. */
         cr_assert_eq(s.events, W_N - W_N / W_TYPES, "%llu events forwarded for %u (%u kills)",
                      (unsigned long long)s.events, W_N - W_N / W_TYPES, kills);
-        if (kills == 0)
+        if (kills == 0) {
                 cr_assert_eq(stat_now("process", "events.dropped"), W_N / W_TYPES);
+                /* All came in on stdin: the per-source count is the whole of it. */
+                cr_assert_eq(stat_now("process", "dropped.stdin"), W_N / W_TYPES);
+                cr_assert_eq(stat_now("process", "dropped.api"), 0);
+        }
         cr_assert_eq(s.late, 0);
         check_windows(&s, "tumble", base, 10000, 10000);
         check_windows(&s, "hop", base, 20000, 5000);

@@ -492,6 +492,11 @@ Test(store, routes_dedups_and_survives_bad_records)
         cr_assert_eq(stat_now("events.stored"), 81);
         cr_assert_eq(stat_now("events.duplicate"), 1);
         cr_assert_eq(stat_now("rejects.stored"), 5);
+        /* Every record came from stdin: the per-source counters hold all of it. */
+        cr_assert_eq(stat_now("stored.stdin"), 81);
+        cr_assert_eq(stat_now("duplicate.stdin"), 1);
+        cr_assert_eq(stat_now("rejects.stdin"), 5);
+        cr_assert_eq(stat_now("stored.api"), 0);
         cr_assert_eq(stat_now("records.bad"), 2);
         cr_assert_eq(stat_now("records.unknown"), 2);
         cr_assert_eq(stat_now("partitions.open"), 3);
