@@ -440,7 +440,16 @@ static void pipeline(unsigned n, unsigned kills, const char *ring_cap)
         cr_assert_eq(stat_now("store", "events.duplicate"), 0, "the store saw an event twice");
         cr_assert_eq(query_int("SELECT count(*) FROM events", base), n);
         cr_assert_eq(query_int("SELECT count(DISTINCT id) FROM events", base), n);
-        cr_assert_eq(stat_now("process", "events.out"), n);
+        /*
+         * The counter is bumped as a record is written, before the batch is
+         * published: a kill in between loses the records (replayed after the
+         * restart, as the ring counts above prove) but not their count, so
+         * with kills it may read high. Without kills it is exact.
+         */
+        if (restarts == 0)
+                cr_assert_eq(stat_now("process", "events.out"), n);
+        else
+                cr_assert_geq(stat_now("process", "events.out"), n);
         cr_assert_geq(stat_now("process", "checkpoints"), 1 + restarts);
         close(ing.errfd);
         close(proc.errfd);

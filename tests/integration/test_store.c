@@ -983,6 +983,8 @@ Test(store, a_recreated_input_ring_is_stored_not_skipped_as_a_replay)
         cr_assert(strstr(err, "another process-store ring") != NULL, "not logged: %s", err);
         free(err);
         cr_assert_eq(count_events(now), 70);
+        proc_fini(&p);
+        producer_fini(&pr);
 }
 
 Test(store, latency_commit_ns_counts_each_stored_event_from_its_receive_time)
