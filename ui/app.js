@@ -131,10 +131,12 @@ every(METRICS_MS, async () => {
         pill.title = e.message;
 });
 
-// /api/windows answers one window name at a time, and the api has no list of the configured
-// ones: the names come from the live stream as windows close, then each is read in full.
+// /api/windows without name= lists the windows the store holds; each is then read in full.
+// Names first seen on the live stream are read too, before their first row is stored.
 every(WINDOWS_MS, async () => {
-        for (const name of windows.names()) {
+        const listed = await getJSON('/api/windows');
+        const names = new Set([...(Array.isArray(listed.names) ? listed.names : []), ...windows.names()]);
+        for (const name of names) {
                 const a = await getJSON(`/api/windows?name=${encodeURIComponent(name)}&limit=${WINDOWS_QUERY_LIMIT}`);
                 for (const w of Array.isArray(a.windows) ? a.windows : [])
                         windows.add(w);

@@ -6,7 +6,7 @@
 // Leaves tests/e2e/dashboard.png (1440x900) and dashboard-phone.png (390x844) in the build tree.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -237,7 +237,11 @@ const port = await new Promise((ok, fail) => {
         });
 });
 const help = knownFlags();
-const args = ['--instance', instance, '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`];
+// One short window, so results close while the page is open.
+const conf = join(dataDir, 'ringflow.conf');
+writeFileSync(conf, '[window types_per_2s]\nkind = tumbling\nsize = 2s\ngroup_by = type\n' +
+        'aggregates = count, p99(data.latency_ms)\n', { mode: 0o600 });
+const args = ['--config', conf, '--instance', instance, '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`];
 // Where the api finds the dashboard and uPlot: the source tree's ui/ (and its node_modules).
 if (help.includes('--ui-dir'))
         args.push('--ui-dir', uiDir);
@@ -430,6 +434,15 @@ await check('clicking an event shows its JSON', async () => {
         if ((await page.textContent('#tail-pause')) !== 'pause')
                 throw new Error('the tail did not resume');
         return `event ${ev.id} (${ev.type}/${ev.source})`;
+});
+
+await check('the window results table fills as windows close', async () => {
+        await page.locator('#windows tr').first().waitFor({ timeout: WAIT_MS });
+        const rows = await page.locator('#windows tr').count();
+        const tab = await page.locator('.windows-panel button').first().textContent();
+        if (!/types_per_2s/.test(tab || ''))
+                throw new Error(`the window tab reads "${tab}", not types_per_2s`);
+        return `${rows} rows of ${tab.trim()}`;
 });
 
 await check('no script errors on the page', async () => {
