@@ -187,6 +187,24 @@ static void put_next(struct rbuf *o, const struct query_page *pg)
         rbuf_puts(o, "}");
 }
 
+/*
+ * Answers a page of rows whose query returned err: 200 with the rows and
+ * the next cursor, also when there is no data directory yet (-ENOENT:
+ * nothing was ever stored), or the query's error.
+ */
+static int reply_page(struct api *a, struct MHD_Connection *c, struct rbuf *o, int err,
+                      struct query_page *pg, const char *why)
+{
+        if (err == -ENOENT) {
+                memset(pg, 0, sizeof(*pg));
+        } else if (err < 0) {
+                rbuf_free(o);
+                return query_failed(a, c, err, why);
+        }
+        put_next(o, pg);
+        return reply_json(a, c, MHD_HTTP_OK, o, NULL, NULL);
+}
+
 int get_events(struct api *a, struct MHD_Connection *c)
 {
         struct query_events_req qr;
@@ -209,15 +227,7 @@ int get_events(struct api *a, struct MHD_Connection *c)
         memset(&pg, 0, sizeof(pg));
         rbuf_puts(&o, "{\"events\":[");
         err = query_events(a->q, &qr, on_event, &rows, &pg, why, sizeof(why));
-        if (err == -ENOENT) {
-                /* No data directory yet: nothing was ever stored. */
-                memset(&pg, 0, sizeof(pg));
-        } else if (err < 0) {
-                rbuf_free(&o);
-                return query_failed(a, c, err, why);
-        }
-        put_next(&o, &pg);
-        return reply_json(a, c, MHD_HTTP_OK, &o, NULL, NULL);
+        return reply_page(a, c, &o, err, &pg, why);
 }
 
 int get_event(struct api *a, struct MHD_Connection *c, const char *id)
@@ -370,12 +380,5 @@ int get_rejects(struct api *a, struct MHD_Connection *c)
         memset(&pg, 0, sizeof(pg));
         rbuf_puts(&o, "{\"rejects\":[");
         err = query_rejects(a->q, &qr, on_reject, &rows, &pg, why, sizeof(why));
-        if (err == -ENOENT) {
-                memset(&pg, 0, sizeof(pg));
-        } else if (err < 0) {
-                rbuf_free(&o);
-                return query_failed(a, c, err, why);
-        }
-        put_next(&o, &pg);
-        return reply_json(a, c, MHD_HTTP_OK, &o, NULL, NULL);
+        return reply_page(a, c, &o, err, &pg, why);
 }
