@@ -55,12 +55,13 @@ int main(int argc, char **argv)
         int err;
 
         log_init(argv[0]);
-        err = config_from_args(&cfg, argc, argv, &cli);
-        if (err < argc)
-                fatalx(EXIT_PERMANENT, "unexpected argument \"%s\"; try --help", argv[err]);
+        /* First: a stop sent while the settings are read waits in the signalfd. */
         m.sigfd = stage_signals_open();
         if (m.sigfd < 0)
                 fatalx(EXIT_TEMPORARY, "signalfd: %s", strerror(-m.sigfd));
+        err = config_from_args(&cfg, argc, argv, &cli);
+        if (err < argc)
+                fatalx(EXIT_PERMANENT, "unexpected argument \"%s\"; try --help", argv[err]);
         err = api_create(&a, &cfg, m.create, why, sizeof(why));
         config_fini(&cfg);
         if (err < 0)

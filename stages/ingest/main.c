@@ -78,14 +78,15 @@ int main(int argc, char **argv)
         size_t lost;
 
         log_init(argv[0]);
+        /* First: a stop sent while the settings are read waits in the signalfd. */
+        m.sigfd = stage_signals_open();
+        if (m.sigfd < 0)
+                fatalx(EXIT_TEMPORARY, "signalfd: %s", strerror(-m.sigfd));
         err = config_from_args(&cfg, argc, argv, &cli);
         if (err < argc)
                 fatalx(EXIT_PERMANENT, "unexpected argument \"%s\"; try --help", argv[err]);
         /* A client that goes away mid-write must not kill us. */
         signal(SIGPIPE, SIG_IGN);
-        m.sigfd = stage_signals_open();
-        if (m.sigfd < 0)
-                fatalx(EXIT_TEMPORARY, "signalfd: %s", strerror(-m.sigfd));
         err = ingest_open(&st, &cfg, m.flags, STDIN_FILENO, why, sizeof(why));
         config_fini(&cfg);
         if (err < 0)

@@ -112,9 +112,22 @@ void ih_startv(struct ih_proc *p, int stdin_fd, const char *const *args)
                 if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(p->outfd, STDOUT_FILENO) < 0 ||
                     dup2(p->errfd, STDERR_FILENO) < 0)
                         _exit(126);
+                sigset_t stop;
+
                 /* Never outlive the test, whatever happens to it. */
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 signal(SIGPIPE, SIG_DFL);
+                /*
+                 * Ingest reads SIGTERM, SIGINT and SIGHUP from a signalfd and
+                 * blocks them first thing; blocked from here, one the test
+                 * sends while the new process is still starting waits for
+                 * that signalfd instead of killing it.
+                 */
+                sigemptyset(&stop);
+                sigaddset(&stop, SIGTERM);
+                sigaddset(&stop, SIGINT);
+                sigaddset(&stop, SIGHUP);
+                sigprocmask(SIG_BLOCK, &stop, NULL);
                 execv(ih_bin, argv);
                 _exit(127);
         }
