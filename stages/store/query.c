@@ -517,6 +517,24 @@ static int part_outside(const struct qpart *p, int64_t from, int64_t to)
         return p->pi.end_ms <= from || p->pi.start_ms >= to;
 }
 
+/*
+ * Whether the walk of one page over the partitions reads p: 1 to skip it
+ * (outside [from, to), passed by the cursor, or not there to open), 0 to
+ * read it (then open), or -errno. *cmp gets p's order against the cursor
+ * (0 without one).
+ */
+static int page_part(struct query *q, struct qpart *p, int64_t from, int64_t to,
+                     const struct cursor *cur, int desc, int *cmp, char *why, size_t whylen)
+{
+        *cmp = cur != NULL ? part_cmp(p, cur) : 0;
+        if (part_outside(p, from, to))
+                return 1;
+        /* Partitions the cursor has passed are done. */
+        if (cur != NULL && (desc ? *cmp > 0 : *cmp < 0))
+                return 1;
+        return part_use(q, p, why, whylen);
+}
+
 static void event_row(sqlite3_stmt *st, struct query_event *ev)
 {
         ev->id = (const char *)sqlite3_column_text(st, 1);
@@ -644,16 +662,11 @@ int query_events(struct query *q, const struct query_events_req *r, query_event_
                 return 0;
         for (size_t k = 0; k < q->n && !w.more; k++) {
                 struct qpart *p = &q->parts[desc ? q->n - 1 - k : k];
-                int cmp = have_cur ? part_cmp(p, &cur) : 0;
                 sqlite3_stmt *st = NULL;
-                int src;
+                int cmp, src;
 
-                if (part_outside(p, r->from_ms, r->to_ms))
-                        continue;
-                /* Partitions the cursor has passed are done. */
-                if (have_cur && (desc ? cmp > 0 : cmp < 0))
-                        continue;
-                if ((rc = part_use(q, p, why, whylen)) < 0)
+                rc = page_part(q, p, r->from_ms, r->to_ms, have_cur ? &cur : NULL, desc, &cmp, why, whylen);
+                if (rc < 0)
                         return rc;
                 if (rc > 0)
                         continue;
@@ -824,16 +837,11 @@ int query_windows(struct query *q, const struct query_windows_req *r, query_wind
                 return 0;
         for (size_t k = 0; k < q->n && !w.more; k++) {
                 struct qpart *p = &q->parts[desc ? q->n - 1 - k : k];
-                int cmp = have_cur ? part_cmp(p, &cur) : 0;
                 sqlite3_stmt *st = NULL;
-                int src;
+                int cmp, src;
 
-                if (part_outside(p, r->from_ms, r->to_ms))
-                        continue;
-                /* Partitions the cursor has passed are done. */
-                if (have_cur && (desc ? cmp > 0 : cmp < 0))
-                        continue;
-                if ((rc = part_use(q, p, why, whylen)) < 0)
+                rc = page_part(q, p, r->from_ms, r->to_ms, have_cur ? &cur : NULL, desc, &cmp, why, whylen);
+                if (rc < 0)
                         return rc;
                 if (rc > 0)
                         continue;
