@@ -27,15 +27,25 @@ static void child_fail(int fd, int err)
 
 static void child_exec(const struct child_spec *spec, pid_t parent, int errfd)
 {
-        sigset_t none;
+        sigset_t stop;
         int in;
 
-        /* Our blocked signals and SIGPIPE's SIG_IGN would be inherited through exec. */
-        sigemptyset(&none);
+        /*
+         * Our blocked signals and SIGPIPE's SIG_IGN would be inherited
+         * through exec: defaults for all, and only the stop signals stay
+         * blocked. Every stage blocks those first thing (stage.c) and reads
+         * them from a signalfd; were they unblocked here, a SIGTERM of a
+         * drain arriving before the stage blocked them would kill it with
+         * the default action instead of stopping it cleanly.
+         */
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGTERM);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGHUP);
         for (int sig = 1; sig < NSIG; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP)
                         signal(sig, SIG_DFL);
-        if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
+        if (sigprocmask(SIG_SETMASK, &stop, NULL) != 0)
                 child_fail(errfd, errno);
         if (spec->own_pgrp && setpgid(0, 0) != 0)
                 child_fail(errfd, errno);

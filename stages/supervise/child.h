@@ -20,7 +20,8 @@ struct child_spec {
 
 /*
  * Forks and executes spec->path. The child gets default signal
- * dispositions and an empty signal mask, its own process group when asked,
+ * dispositions, a signal mask of only the stop signals (SIGTERM, SIGINT,
+ * SIGHUP: a stage reads them from a signalfd), its own process group when asked,
  * the death signal (and exits at once if we died before it was set), and
  * stdin. Returns 0 with *pid once the exec succeeded; -errno when fork
  * failed, or the exec's error (-ENOENT, -EACCES, ...), the child then

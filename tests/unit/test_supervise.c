@@ -300,6 +300,27 @@ Test(supervise, child_find_binary_names_where_it_looked)
                   strstr(why, "/nonexistent/b/supervise/../ingest/ringflow-ingest") != NULL, "%s", why);
 }
 
+/* Whether signal sig is set in the hexadecimal mask of /proc/<pid>/status line `field`. */
+static int sig_in_status(pid_t pid, const char *field, int sig)
+{
+        char path[64], line[256];
+        unsigned long long mask = 0;
+        int found = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+        f = fopen(path, "r");
+        cr_assert_not_null(f, "%s", path);
+        while (fgets(line, sizeof(line), f) != NULL)
+                if (strncmp(line, field, strlen(field)) == 0) {
+                        found = sscanf(line + strlen(field), "%llx", &mask) == 1;
+                        break;
+                }
+        fclose(f);
+        cr_assert(found, "%s has no %s", path, field);
+        return (mask >> (sig - 1)) & 1;
+}
+
 Test(supervise, child_spawn_runs_the_binary_in_its_own_group_with_our_stdin)
 {
         char *argv[] = { (char *)(uintptr_t)"/bin/sleep", (char *)(uintptr_t)"30", NULL };
@@ -321,6 +342,12 @@ Test(supervise, child_spawn_runs_the_binary_in_its_own_group_with_our_stdin)
         cr_assert_gt(n, 0);
         target[n] = '\0';
         cr_assert_str_eq(target, "/dev/null", "stdin_fd -1 is /dev/null");
+        /* The stop signals arrive blocked (pending until the stage reads them); others not. */
+        cr_assert_eq(kill(pid, SIGTERM), 0);
+        cr_assert(sig_in_status(pid, "SigBlk:", SIGTERM) && sig_in_status(pid, "SigBlk:", SIGHUP) &&
+                  sig_in_status(pid, "SigBlk:", SIGINT), "the stop signals are blocked");
+        cr_assert(!sig_in_status(pid, "SigBlk:", SIGUSR1), "only the stop signals are blocked");
+        cr_assert(sig_in_status(pid, "ShdPnd:", SIGTERM), "SIGTERM waits, pending");
         kill(pid, SIGKILL);
         cr_assert_eq(waitpid(pid, &ws, 0), pid);
         cr_assert(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
