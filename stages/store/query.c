@@ -21,9 +21,24 @@
  * (`ts <= hi`), and the tie on the cursor's own millisecond is filtered by
  * rowid, so a page never rescans more than the rows sharing one ms with the
  * cursor. Row values `(ts, rowid) < (?, ?)` would say the same, but SQLite
- * 3.40 does not use them as an index range here. Each filter combination has
- * its own statement so the planner picks events_type_ts or events_src_ts
- * (`?4 IS NULL OR type = ?4` would defeat every index).
+ * 3.40 does not use them as an index range here.
+ *
+ * A type or source filter: there is no per-event index on either (schema.c:
+ * it cost more than the rest of the row), so the rows come from events_ts,
+ * filtered by the code, but only inside the time where the code occurs:
+ * the union of the time bounds of its blocks (blocks.h). The blocks are
+ * read in time order (their primary key by ts_lo, blocks_hi by ts_hi newest
+ * first), overlapping bounds merged into one interval, and each interval is
+ * one range of events_ts, read in order, so rows come out in (ts, rowid)
+ * order with no sorting and each once (the intervals are disjoint). A
+ * block's span is at most SCHEMA_BLOCK_SPAN_MS, so blocks reaching into
+ * the range are found by an index range on their start (or end) widened by
+ * that much. A common code has blocks everywhere: its page reads about
+ * limit / share rows of the index; a rare code's blocks are narrow (a run
+ * ends after BLOCKS_GAP rows without the code), so its page reads little
+ * more than its own rows. With both filters the type's blocks are used and
+ * the source is filtered per row. Each filter combination has its own
+ * statement (`?4 IS NULL OR type = ?4` would make every row a candidate).
  *
  * Type and source are stored as codes of the names table (schema.c): a
  * filter compares with the name's code, a constant subquery (NULL, so no
@@ -60,6 +75,9 @@ enum {
         ST_REJ_ASC,
         ST_AFTER_SEQ,
         ST_AT_ROWID,
+        ST_CODE,
+        ST_BLK_ASC,
+        ST_BLK_DESC,
         ST_COUNT
 };
 
@@ -100,6 +118,16 @@ static const char *const sql_text[ST_COUNT] = {
         /* rowid = seq: a resume after a seq is a range of the table itself. */
         [ST_AFTER_SEQ] = "SELECT rowid FROM events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
         [ST_AT_ROWID] = EV_SELECT "e.rowid = ?1",
+        [ST_CODE] = "SELECT code FROM names WHERE name = ?1",
+        /*
+         * The blocks of a code reaching into [?5, ?4]: ascending by start
+         * (?3 = ?5 - SCHEMA_BLOCK_SPAN_MS), descending by end (?3 = ?4 +
+         * SCHEMA_BLOCK_SPAN_MS). Covering indexes: no table lookups.
+         */
+        [ST_BLK_ASC] = "SELECT ts_lo, ts_hi FROM blocks WHERE kind = ?1 AND code = ?2"
+                       " AND ts_lo >= ?3 AND ts_lo <= ?4 AND ts_hi >= ?5 ORDER BY ts_lo",
+        [ST_BLK_DESC] = "SELECT ts_lo, ts_hi FROM blocks WHERE kind = ?1 AND code = ?2"
+                        " AND ts_hi <= ?3 AND ts_hi >= ?5 AND ts_lo <= ?4 ORDER BY ts_hi DESC",
 };
 
 /* One listed partition file, and its connection when open. */
@@ -561,45 +589,52 @@ struct walk {
 };
 
 /*
- * Binds the events statement of p for the request and the cursor (c NULL
- * unless the cursor is in p). Returns 0, 1 when p has nothing in range, -errno.
+ * The bounds of a page's events in one file: lo <= ts <= hi newest first,
+ * lo <= ts < hi oldest first, and on the cursor's own ms only rowids below
+ * (above) tie.
  */
+struct ev_range {
+        int64_t lo, hi, tie;
+};
+
+/* The bounds for the request and the cursor (c NULL unless the cursor is in the file); 1 when empty. */
+static int events_range(const struct query_events_req *r, const struct cursor *c, struct ev_range *g)
+{
+        g->lo = r->from_ms;
+        if (!r->oldest_first) {
+                g->hi = r->to_ms - 1;   /* inclusive; from < to here */
+                g->tie = INT64_MAX;
+                if (c != NULL && c->ts <= g->hi) {
+                        g->hi = c->ts;
+                        g->tie = c->rowid;
+                }
+                return g->hi < g->lo;
+        }
+        g->hi = r->to_ms;               /* exclusive */
+        g->tie = 0;
+        if (c != NULL && c->ts >= g->lo) {
+                g->lo = c->ts;
+                g->tie = c->rowid;
+        }
+        return g->lo >= g->hi;
+}
+
+/* Binds the events statement of p for the request's filters and the bounds g. */
 static int bind_events(struct query *q, struct qpart *p, const struct query_events_req *r,
-                       const struct cursor *c, unsigned want, sqlite3_stmt **out, char *why,
+                       const struct ev_range *g, unsigned want, sqlite3_stmt **out, char *why,
                        size_t whylen)
 {
-        int desc = !r->oldest_first;
         int f = (r->type ? F_TYPE : 0) | (r->source ? F_SOURCE : 0);
-        int64_t lo = r->from_ms, hi, tie;
         sqlite3_stmt *st;
         int rc;
 
-        if (desc) {
-                hi = r->to_ms - 1;      /* inclusive; from < to here */
-                tie = INT64_MAX;
-                if (c != NULL && c->ts <= hi) {
-                        hi = c->ts;
-                        tie = c->rowid;
-                }
-                if (hi < lo)
-                        return 1;
-        } else {
-                hi = r->to_ms;          /* exclusive */
-                tie = 0;
-                if (c != NULL && c->ts >= lo) {
-                        lo = c->ts;
-                        tie = c->rowid;
-                }
-                if (lo >= hi)
-                        return 1;
-        }
-        if ((rc = stmt(q, p, (desc ? ST_EV_DESC : ST_EV_ASC) + f, &st, why, whylen)) < 0)
+        if ((rc = stmt(q, p, (r->oldest_first ? ST_EV_ASC : ST_EV_DESC) + f, &st, why, whylen)) < 0)
                 return rc;
-        rc = sqlite3_bind_int64(st, 1, lo);
+        rc = sqlite3_bind_int64(st, 1, g->lo);
         if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 2, hi);
+                rc = sqlite3_bind_int64(st, 2, g->hi);
         if (rc == SQLITE_OK)
-                rc = sqlite3_bind_int64(st, 3, tie);
+                rc = sqlite3_bind_int64(st, 3, g->tie);
         if (rc == SQLITE_OK && r->type)
                 rc = sqlite3_bind_text(st, 4, r->type, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK && r->source)
@@ -643,66 +678,180 @@ static int rows_end(struct query *q, struct qpart *p, sqlite3_stmt *st, int src,
         return rc;
 }
 
-int query_events(struct query *q, const struct query_events_req *r, query_event_fn fn, void *arg,
-                 struct query_page *pg, char *why, size_t whylen)
+/* One events page being read: the request, its callback, what it handed out. */
+struct ev_page {
+        const struct query_events_req *r;
+        query_event_fn fn;
+        void *arg;
+        struct walk w;
+        struct cursor last;             /* the last row handed out */
+};
+
+/* Hands out the rows of p in the range g (the page's filters applied) until the page is full. */
+static int range_rows(struct query *q, struct qpart *p, struct ev_page *pg, const struct ev_range *g,
+                      char *why, size_t whylen)
 {
-        struct cursor cur, last = { 0, 0, 0, 0 };
+        sqlite3_stmt *st = NULL;
+        int rc, src;
+
+        rc = bind_events(q, p, pg->r, g, pg->w.limit - pg->w.rows + 1, &st, why, whylen);
+        if (rc < 0)
+                return rc;
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+                struct query_event ev;
+
+                if (pg->w.rows == pg->w.limit) {
+                        pg->w.more = 1;
+                        break;
+                }
+                event_row(st, &ev);
+                if (ev.id == NULL) {
+                        src = SQLITE_NOMEM;
+                        break;
+                }
+                if ((rc = pg->fn(pg->arg, &ev)) != 0)
+                        return stopped(st, rc, why, whylen);
+                pg->last.ts = ev.ts_ms;
+                pg->last.rowid = sqlite3_column_int64(st, 0);
+                pg->last.pstart = p->pi.start_ms;
+                pg->last.pend = p->pi.end_ms;
+                pg->w.rows++;
+        }
+        return rows_end(q, p, st, src, "reading events", why, whylen);
+}
+
+/* The rows of g inside the interval [a, b] of ts (inclusive). */
+static int interval_rows(struct query *q, struct qpart *p, struct ev_page *pg,
+                         const struct ev_range *g, int64_t a, int64_t b, char *why, size_t whylen)
+{
+        struct ev_range i = *g;
+
+        if (!pg->r->oldest_first) {
+                if (b < i.hi) {
+                        i.hi = b;
+                        i.tie = INT64_MAX;      /* below the cursor's ms: every rowid */
+                }
+                if (a > i.lo)
+                        i.lo = a;
+                if (i.hi < i.lo)
+                        return 0;
+        } else {
+                if (a > i.lo) {
+                        i.lo = a;
+                        i.tie = 0;              /* above the cursor's ms: every rowid */
+                }
+                if (b < i.hi - 1)
+                        i.hi = b + 1;
+                if (i.lo >= i.hi)
+                        return 0;
+        }
+        return range_rows(q, p, pg, &i, why, whylen);
+}
+
+/* a + b, held within the int64_t range (the bounds of "every time" are INT64_MIN/MAX). */
+static int64_t add_sat(int64_t a, int64_t b)
+{
+        if (b > 0 && a > INT64_MAX - b)
+                return INT64_MAX;
+        if (b < 0 && a < INT64_MIN - b)
+                return INT64_MIN;
+        return a + b;
+}
+
+/*
+ * A page with a type or source filter in p: the union of the code's block
+ * bounds, interval by interval in the page's order (see the top of the
+ * file). A name p does not know has no rows in it.
+ */
+static int filtered_rows(struct query *q, struct qpart *p, struct ev_page *pg,
+                         const struct ev_range *g, char *why, size_t whylen)
+{
+        const struct query_events_req *r = pg->r;
+        int desc = !r->oldest_first, have = 0, rc, src;
+        sqlite3_stmt *st, *blk;
+        int64_t code, a = 0, b = 0;
+
+        if ((rc = stmt(q, p, ST_CODE, &st, why, whylen)) < 0)
+                return rc;
+        sqlite3_bind_text(st, 1, r->type ? r->type : r->source, -1, SQLITE_STATIC);
+        src = sqlite3_step(st);
+        code = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        if ((rc = rows_end(q, p, st, src, "looking up a name", why, whylen)) < 0 || src != SQLITE_ROW)
+                return rc;
+        if ((rc = stmt(q, p, desc ? ST_BLK_DESC : ST_BLK_ASC, &blk, why, whylen)) < 0)
+                return rc;
+        sqlite3_bind_int(blk, 1, r->type ? SCHEMA_BLOCK_TYPE : SCHEMA_BLOCK_SOURCE);
+        sqlite3_bind_int64(blk, 2, code);
+        sqlite3_bind_int64(blk, 3, add_sat(desc ? g->hi : g->lo,
+                                           desc ? SCHEMA_BLOCK_SPAN_MS : -SCHEMA_BLOCK_SPAN_MS));
+        sqlite3_bind_int64(blk, 4, desc ? g->hi : g->hi - 1);
+        sqlite3_bind_int64(blk, 5, g->lo);
+        while (!pg->w.more && (src = sqlite3_step(blk)) == SQLITE_ROW) {
+                int64_t lo = sqlite3_column_int64(blk, 0), hi = sqlite3_column_int64(blk, 1);
+
+                /* Overlapping or touching the interval so far: one interval. */
+                if (have && (desc ? hi >= a - 1 : lo <= b + 1)) {
+                        if (desc && lo < a)
+                                a = lo;
+                        if (!desc && hi > b)
+                                b = hi;
+                        continue;
+                }
+                if (have && (rc = interval_rows(q, p, pg, g, a, b, why, whylen)) < 0) {
+                        done(blk);
+                        return rc;
+                }
+                a = lo;
+                b = hi;
+                have = 1;
+        }
+        if (pg->w.more)
+                src = SQLITE_DONE;
+        if ((rc = rows_end(q, p, blk, src, "reading blocks", why, whylen)) < 0)
+                return rc;
+        if (have && !pg->w.more)
+                return interval_rows(q, p, pg, g, a, b, why, whylen);
+        return 0;
+}
+
+int query_events(struct query *q, const struct query_events_req *r, query_event_fn fn, void *arg,
+                 struct query_page *out, char *why, size_t whylen)
+{
+        struct cursor cur;
         int have_cur = r->cursor != NULL && r->cursor[0] != '\0';
         int desc = !r->oldest_first;
-        struct walk w = { cap_limit(r->limit), 0, 0 };
+        struct ev_page pg = { r, fn, arg, { cap_limit(r->limit), 0, 0 }, { 0, 0, 0, 0 } };
         int rc;
 
-        /* Parsed before pg is cleared: r->cursor may be the previous page's pg->next. */
+        /* Parsed before out is cleared: r->cursor may be the previous page's out->next. */
         if (have_cur && (rc = cursor_parse(r->cursor, 'e', desc, &cur, why, whylen)) < 0)
                 return rc;
-        memset(pg, 0, sizeof(*pg));
+        memset(out, 0, sizeof(*out));
         if ((rc = range_start(q, r->from_ms, r->to_ms, why, whylen)) < 0)
                 return rc;
         if (rc > 0)
                 return 0;
-        for (size_t k = 0; k < q->n && !w.more; k++) {
+        for (size_t k = 0; k < q->n && !pg.w.more; k++) {
                 struct qpart *p = &q->parts[desc ? q->n - 1 - k : k];
-                sqlite3_stmt *st = NULL;
-                int cmp, src;
+                struct ev_range g;
+                int cmp;
 
                 rc = page_part(q, p, r->from_ms, r->to_ms, have_cur ? &cur : NULL, desc, &cmp, why, whylen);
                 if (rc < 0)
                         return rc;
-                if (rc > 0)
+                if (rc > 0 || events_range(r, have_cur && cmp == 0 ? &cur : NULL, &g))
                         continue;
-                rc = bind_events(q, p, r, have_cur && cmp == 0 ? &cur : NULL, w.limit - w.rows + 1,
-                                 &st, why, whylen);
+                if (r->type == NULL && r->source == NULL)
+                        rc = range_rows(q, p, &pg, &g, why, whylen);
+                else
+                        rc = filtered_rows(q, p, &pg, &g, why, whylen);
                 if (rc < 0)
                         return rc;
-                if (rc > 0)
-                        continue;
-                while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-                        struct query_event ev;
-
-                        if (w.rows == w.limit) {
-                                w.more = 1;
-                                break;
-                        }
-                        event_row(st, &ev);
-                        if (ev.id == NULL) {
-                                src = SQLITE_NOMEM;
-                                break;
-                        }
-                        if ((rc = fn(arg, &ev)) != 0)
-                                return stopped(st, rc, why, whylen);
-                        last.ts = ev.ts_ms;
-                        last.rowid = sqlite3_column_int64(st, 0);
-                        last.pstart = p->pi.start_ms;
-                        last.pend = p->pi.end_ms;
-                        w.rows++;
-                }
-                if ((rc = rows_end(q, p, st, src, "reading events", why, whylen)) < 0)
-                        return rc;
         }
-        pg->rows = w.rows;
-        pg->more = w.more;
-        if (w.more)
-                cursor_write(pg->next, 'e', desc, &last);
+        out->rows = pg.w.rows;
+        out->more = pg.w.more;
+        if (pg.w.more)
+                cursor_write(out->next, 'e', desc, &pg.last);
         return 0;
 }
 

@@ -68,8 +68,8 @@ static const char *const pragmas_fixed[] = {
  * event is out of seq order in a resume (writer.h). flags keeps the
  * EVENT_F_* bits (EVENT_F_LATE: a window refused it as late). type and
  * source are codes of the names table (one dictionary for both, a few
- * rows: names come from a small vocabulary), so their index entries hold
- * an integer instead of the string; the writer caches the codes of each
+ * rows: names come from a small vocabulary), so rows and blocks hold an
+ * integer instead of the string; the writer caches the codes of each
  * open file and the reader joins the names back by primary key.
  * The data JSON (up to 64 KiB) lives only in the table, never in an index.
  * A WITHOUT ROWID table keyed by (ts, id) clusters rows by time, but late
@@ -95,15 +95,34 @@ static const char *const pragmas_fixed[] = {
  * 100K with ringflow-store under valgrind --tool=callgrind): schema 1
  * 30.0k per event, schema 2 with the single-threaded SQLite 28.8k, with
  * 256-row inserts 22.0k, with integer codes 20.0k; tools/storebench on a
- * quiet VM then gave 301-319k events/s (README). Meeting 500k would need fewer
- * b-tree inserts per event than these four indexes (for example type and
- * source kept per block of events rather than per event).
+ * quiet VM then gave 301-319k events/s.
+ * Schema 3: the index inserts were still most of the cost, and the type and
+ * source ones the worst: their entries go to a few hot spots in the middle
+ * of their b-trees, where pages split the expensive way. tools/storebench
+ * --events 1M --vfs uring --durability normal, quiet VM: UNIQUE(id) alone
+ * 585-698k events/s; + (ts) 467-478k; + (type, ts) instead 332-405k; all
+ * four 235-320k. So type and source are no longer indexed per event:
+ * blocks say where in time each type and source occurs, and the time index
+ * finds the rows there. Answering time ranges from blocks alone as well
+ * (no events_ts) wrote faster still, but a page then had to sort every row
+ * of the blocks around its start, and events out of time order widen
+ * blocks: 27-38 ms a page at 10k events/s with 10% of events up to 20 s
+ * out of order, growing with the rate; the time index keeps pages cheap
+ * whatever the order.
  * Indexes, each for one api query and nothing more:
  *   events_id      UNIQUE(id): lookup by id, and the duplicate check of
  *                  INSERT OR IGNORE (a retried event is not stored twice);
  *   events_ts      (ts): time ranges, keyset pagination by (ts, rowid);
- *   events_type_ts (type, ts): a type over a time range;
- *   events_src_ts  (source, ts): a source over a time range.
+ *   blocks         (kind, code, ts_lo, rid_lo), its primary key, and
+ *   blocks_hi      (kind, code, ts_hi, rid_hi): runs of events of one type
+ *                  (kind 1) or one source (2) with their time and rowid
+ *                  bounds (blocks.h), written in the transaction of the
+ *                  run's events, about one row per BLOCKS_ROWS_MAX events
+ *                  of a common code instead of two index entries per event.
+ *                  A type or source over a time range reads events_ts only
+ *                  inside the union of its blocks' time bounds (query.c),
+ *                  filtering by the code: a common code everywhere, a rare
+ *                  one only around its own events.
  * Ids are unique per partition file (there is no cross-file index); an id
  * reused with a timestamp in another partition is stored again there.
  *
@@ -137,8 +156,15 @@ static const char ddl[] =
         " data TEXT NOT NULL);"
         "CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(id);"
         "CREATE INDEX IF NOT EXISTS events_ts ON events(ts);"
-        "CREATE INDEX IF NOT EXISTS events_type_ts ON events(type, ts);"
-        "CREATE INDEX IF NOT EXISTS events_src_ts ON events(source, ts);"
+        "CREATE TABLE IF NOT EXISTS blocks("
+        " kind INTEGER NOT NULL,"
+        " code INTEGER NOT NULL,"
+        " ts_lo INTEGER NOT NULL,"
+        " ts_hi INTEGER NOT NULL,"
+        " rid_lo INTEGER NOT NULL,"
+        " rid_hi INTEGER NOT NULL,"
+        " PRIMARY KEY(kind, code, ts_lo, rid_lo)) WITHOUT ROWID;"
+        "CREATE INDEX IF NOT EXISTS blocks_hi ON blocks(kind, code, ts_hi, rid_hi);"
         "CREATE TABLE IF NOT EXISTS names("
         " code INTEGER PRIMARY KEY,"
         " name TEXT NOT NULL UNIQUE);"

@@ -10,9 +10,20 @@ struct sqlite3;
 
 /*
  * meta.schema_version of files this code writes; a file of another version is
- * refused (2: rowid = seq, flags, windows.final, late, ring_id, the api's indexes).
+ * refused (2: rowid = seq, flags, windows.final, late, ring_id, the api's
+ * indexes; 3: blocks instead of the type and source indexes).
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
+
+/*
+ * blocks (schema.c): runs of events of one type or one source with their
+ * time and rowid bounds: where a type or source occurs, for the api's
+ * filtered time-range queries.
+ */
+#define SCHEMA_BLOCK_TYPE 1             /* code: names.code of the type */
+#define SCHEMA_BLOCK_SOURCE 2           /* code: names.code of the source */
+/* ts_hi - ts_lo of a block never exceeds this (ms): a reader looks back this far. */
+#define SCHEMA_BLOCK_SPAN_MS 30000
 
 enum store_durability {
         STORE_DURABILITY_FULL = 0,      /* synchronous=FULL: a commit survives power loss */

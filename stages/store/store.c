@@ -781,10 +781,11 @@ void store_log_totals(struct store *st)
 
         writer_counters(st->w, &c);
         log_info("this run: %llu events stored, %llu duplicates, %llu replayed, %llu rejects, "
-                 "%llu window results, %llu late records, %llu bad records, %llu per-file commits "
-                 "in %.1f s", (unsigned long long)c.events, (unsigned long long)c.duplicates,
-                 (unsigned long long)c.replayed, (unsigned long long)c.rejects,
-                 (unsigned long long)c.windows, (unsigned long long)c.late,
-                 (unsigned long long)st->bad, (unsigned long long)c.commits,
+                 "%llu window results, %llu late records, %llu bad records, %llu blocks, "
+                 "%llu per-file commits in %.1f s", (unsigned long long)c.events,
+                 (unsigned long long)c.duplicates, (unsigned long long)c.replayed,
+                 (unsigned long long)c.rejects, (unsigned long long)c.windows,
+                 (unsigned long long)c.late, (unsigned long long)st->bad,
+                 (unsigned long long)c.blocks, (unsigned long long)c.commits,
                  (double)(clock_mono_ns() - st->started) / NSEC_PER_SEC);
 }

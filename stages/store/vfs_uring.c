@@ -30,6 +30,13 @@
  *   does on Linux) flagged IOSQE_IO_DRAIN, so the kernel starts the
  *   fsync only after the writes completed, and waits for every CQE. A short
  *   write is resubmitted for the rest, followed by a fresh fsync.
+ * - A flush without a sync (a WAL commit frame, the queue bound, a
+ *   checkpoint's pages) ends by starting the kernel's writeback of the
+ *   range it wrote (sync_file_range WRITE) without waiting for it: with
+ *   synchronous=NORMAL the bytes then reach the disk while the store works,
+ *   and the fdatasync of the next checkpoint finds little left to write,
+ *   where the unix VFS blocks on all of it at once. It promises nothing
+ *   (the fsyncs still do); an error it meets comes back from the next fsync.
  * - Any write or fsync error poisons the file: the queue is dropped and every
  *   later write or sync fails; an fsync is never retried after an error.
  * - What other connections see: queued data becomes visible at flushes, so
@@ -49,8 +56,11 @@
 #define ARENA_MIN (64u << 10)
 #define QUEUE_MIN 64u
 #define USER_DATA_FSYNC UINT64_MAX
+#define USER_DATA_WRITEBACK (UINT64_MAX - 1)
 #define USER_DATA_INJECTED (1ull << 62)  /* test hook: a NOP standing for a failed write */
 #define MIN_DEPTH 4u
+/* Writebacks in flight at most: with a flush's own CQEs, within the CQ ring (2 x depth). */
+#define WRITEBACK_MAX(v) ((v)->depth / 2)
 
 struct uvfs {
         sqlite3_vfs base;               /* first: SQLite hands this pointer back */
@@ -60,6 +70,7 @@ struct uvfs {
         size_t max_bytes;
         unsigned max_writes;
         int broken;                     /* errno: the ring itself failed; no more I/O */
+        unsigned writebacks;            /* writeback SQEs whose CQE is not reaped yet */
         pid_t pid;                      /* the process that owns the ring */
         struct ufile *files;            /* open queued files, to flush at publication points */
         char name[64];
@@ -205,6 +216,7 @@ static void ring_after_fork(struct uvfs *v)
         io_uring_queue_exit(&v->ring);
         rc = io_uring_queue_init(v->depth, &v->ring, 0);
         v->pid = getpid();
+        v->writebacks = 0;
         if (rc < 0)
                 v->broken = -rc;
 }
@@ -225,6 +237,46 @@ static int reap_one(struct uvfs *v, struct io_uring_cqe **cqe)
 }
 
 /*
+ * Consumes the CQEs of finished writebacks. Between flushes they are the
+ * only CQEs there can be (a flush waits for all of its own).
+ */
+static void writeback_reap(struct uvfs *v)
+{
+        struct io_uring_cqe *cqe;
+
+        while (v->writebacks > 0 && io_uring_peek_cqe(&v->ring, &cqe) == 0) {
+                if (io_uring_cqe_get_data64(cqe) == USER_DATA_WRITEBACK)
+                        v->writebacks--;
+                io_uring_cqe_seen(&v->ring, cqe);
+        }
+}
+
+/*
+ * Starts the writeback of [off, end) of f without waiting (see the top of
+ * the file). Skipped while WRITEBACK_MAX are in flight: the disk is behind
+ * and the next fsync will wait for it anyway.
+ */
+static void writeback_start(struct ufile *f, int64_t off, int64_t end)
+{
+        struct uvfs *v = f->v;
+        struct io_uring_sqe *sqe;
+
+        writeback_reap(v);
+        if (v->writebacks >= WRITEBACK_MAX(v) || end <= off)
+                return;
+        if ((sqe = io_uring_get_sqe(&v->ring)) == NULL)
+                return;
+        io_uring_prep_sync_file_range(sqe, f->fd, (unsigned)(end - off), (uint64_t)off,
+                                      SYNC_FILE_RANGE_WRITE);
+        io_uring_sqe_set_data64(sqe, USER_DATA_WRITEBACK);
+        if (io_uring_submit(&v->ring) == 1) {
+                v->writebacks++;
+                counters.writebacks++;
+                counters.submits++;
+        }
+}
+
+/*
  * Submits everything queued on f (and, with want_sync, an fsync after it),
  * in rounds of at most depth - 1 writes, and waits for every completion.
  * fsync_flags is 0 or IORING_FSYNC_DATASYNC. Returns 0 or -errno (the file
@@ -234,6 +286,8 @@ static int queue_flush(struct ufile *f, int want_sync, unsigned fsync_flags)
 {
         struct uvfs *v = f->v;
         unsigned lo = 0;
+        int64_t q_min = f->q_min, q_end = f->q_end;
+        int synced = want_sync;
 
         if (f->poisoned)
                 return -f->poisoned;
@@ -243,6 +297,7 @@ static int queue_flush(struct ufile *f, int want_sync, unsigned fsync_flags)
                 ring_after_fork(v);
         if (v->broken)
                 return poison(f, v->broken, 0);
+        writeback_reap(v);
 
         while (lo < f->nq || want_sync) {
                 unsigned n = 0, i, got;
@@ -309,6 +364,12 @@ static int queue_flush(struct ufile *f, int want_sync, unsigned fsync_flags)
                         ud = io_uring_cqe_get_data64(cqe);
                         res = cqe->res;
                         io_uring_cqe_seen(&v->ring, cqe);
+                        if (ud == USER_DATA_WRITEBACK) {
+                                /* An earlier flush's: not one of the n we wait for. */
+                                v->writebacks--;
+                                got--;
+                                continue;
+                        }
                         if (ud == USER_DATA_FSYNC) {
                                 if (res >= 0 && inject_fires(VFS_URING_OP_FSYNC))
                                         res = -inject[VFS_URING_OP_FSYNC].err;
@@ -343,6 +404,8 @@ static int queue_flush(struct ufile *f, int want_sync, unsigned fsync_flags)
                         want_sync = 0;
         }
         queue_drop(f);
+        if (!synced)
+                writeback_start(f, q_min, q_end);
         return 0;
 }
 

@@ -27,6 +27,7 @@ struct vfs_uring_counters {
         uint64_t writes_queued;         /* xWrite calls that went into a queue */
         uint64_t write_sqes;            /* write SQEs submitted (adjacent writes share one) */
         uint64_t fsyncs;                /* fsync/fdatasync SQEs */
+        uint64_t writebacks;            /* writeback starts after a flush without a sync */
         uint64_t unix_syncs;            /* first syncs of a new journal/WAL, done by unix (+ dir) */
         uint64_t submits;               /* io_uring_enter calls */
         uint64_t short_writes;          /* write CQEs short of their length, resubmitted */

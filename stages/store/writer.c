@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blocks.h"
 #include "clock.h"
 #include "event.h"
 #include "log.h"
@@ -58,11 +59,13 @@ static const char sql_position[] =
         " committed_ns = excluded.committed_ns";
 static const char sql_get_position[] =
         "SELECT ring_pos, ring_count, ring_id FROM position WHERE id = 1";
+static const char sql_block[] =
+        "INSERT INTO blocks(kind, code, ts_lo, ts_hi, rid_lo, rid_hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 enum {
         ST_EVENT, ST_EVENT_CHUNK, ST_EVENT_AT, ST_REJECT, ST_WINDOW, ST_LATE, ST_POSITION,
         ST_BEGIN, ST_COMMIT, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO, ST_NAME_GET, ST_NAME_PUT,
-        ST_COUNT
+        ST_BLOCK, ST_COUNT
 };
 
 /*
@@ -98,6 +101,8 @@ struct part {
         char name[PARTITION_NAME_MAX];
         struct name_slot names[NAMES_SLOTS];
         unsigned nnames;
+        struct blocks blocks;           /* open runs of the transaction's events (blocks.h) */
+        struct store_writer *w;         /* for block_emit */
 };
 
 struct store_writer {
@@ -292,6 +297,7 @@ static int part_open(struct store_writer *w, struct part *p, int64_t start_ms)
                 [ST_COMMIT] = "COMMIT", [ST_SAVEPOINT] = "SAVEPOINT chunk",
                 [ST_RELEASE] = "RELEASE chunk", [ST_ROLLBACK_TO] = "ROLLBACK TO chunk",
                 [ST_NAME_GET] = sql_name_get, [ST_NAME_PUT] = sql_name_put,
+                [ST_BLOCK] = sql_block,
         };
         char chunk[CHUNK_SQL_MAX];
         struct schema_opts so = {
@@ -306,6 +312,8 @@ static int part_open(struct store_writer *w, struct part *p, int64_t start_ms)
 
         memset(p, 0, sizeof(*p));
         p->start_ms = start_ms;
+        p->w = w;
+        blocks_reset(&p->blocks);
         if ((rc = partition_name(start_ms, w->o.unit, p->name, sizeof(p->name))) < 0)
                 return fail(w, rc, "store: no partition for %lld ms", (long long)start_ms);
         if ((rc = path_of(w, p->name, "", path, sizeof(path))) < 0 ||
@@ -367,12 +375,34 @@ static int step_done(sqlite3_stmt *st)
         return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* Writes a closed run of p's open transaction as a blocks row (blocks_emit_fn). */
+static int block_emit(void *arg, const struct blocks_run *r)
+{
+        struct part *p = arg;
+        sqlite3_stmt *st = p->st[ST_BLOCK];
+        int rc;
+
+        sqlite3_bind_int64(st, 1, r->kind);
+        sqlite3_bind_int64(st, 2, r->code);
+        sqlite3_bind_int64(st, 3, r->ts_lo);
+        sqlite3_bind_int64(st, 4, r->ts_hi);
+        sqlite3_bind_int64(st, 5, r->rid_lo);
+        sqlite3_bind_int64(st, 6, r->rid_hi);
+        if ((rc = step_done(st)) != SQLITE_OK)
+                return fail_sql(p->w, p, rc, "write a block");
+        p->w->c.blocks++;
+        return 0;
+}
+
 /* Writes the position row m and commits p's transaction. */
 static int part_commit(struct store_writer *w, struct part *p, struct ring_mark m)
 {
         sqlite3_stmt *st = p->st[ST_POSITION];
         int rc;
 
+        /* The transaction's runs become blocks rows in it, beside their events. */
+        if ((rc = blocks_close_all(&p->blocks, block_emit, p)) < 0)
+                return rc;
         /* Ring positions fit in 63 bits for centuries of traffic; stored as INTEGER. */
         sqlite3_bind_int64(st, 1, (sqlite3_int64)m.pos);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)m.count);
@@ -396,6 +426,7 @@ static void part_rollback(struct part *p)
                 sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
                 p->in_txn = 0;
                 names_forget(p);
+                blocks_reset(&p->blocks);
         }
 }
 
@@ -615,6 +646,16 @@ static int event_codes(struct store_writer *w, struct part *p, const struct even
         return rc < 0 ? rc : name_code(w, p, ev->source, ev->source_len, &c->source);
 }
 
+/* Puts a stored event into its runs: its type's and its source's (blocks.h). */
+static int event_blocks(struct part *p, int64_t rid, int64_t ts, const struct ev_codes *c)
+{
+        int rc = blocks_add(&p->blocks, SCHEMA_BLOCK_TYPE, c->type, rid, ts, block_emit, p);
+
+        if (rc == 0)
+                rc = blocks_add(&p->blocks, SCHEMA_BLOCK_SOURCE, c->source, rid, ts, block_emit, p);
+        return rc;
+}
+
 /* Binds ev as row `row` (0-based) of an events INSERT: 9 parameters a row, in sql_event's order. */
 static void event_bind(sqlite3_stmt *st, int row, const struct event_view *ev,
                        const struct ev_codes *c)
@@ -660,6 +701,9 @@ static int event_insert(struct store_writer *w, struct part *p, struct ring_mark
                         return WRITER_DUPLICATE;
                 }
         }
+        /* Whichever way it went in (its seq, a fresh rid), this is its rowid. */
+        if ((rc = event_blocks(p, sqlite3_last_insert_rowid(p->db), ev->timestamp_ms, &c)) < 0)
+                return rc;
         w->c.events++;
         return WRITER_STORED;
 }
@@ -706,6 +750,10 @@ static int chunk_flush(struct store_writer *w, struct chunk *c, const struct wri
         if (n == 0)
                 return 0;
         st = p->st[ST_EVENT_CHUNK];
+        /* A row without a seq gets its rowid from SQLite, which one statement does not tell. */
+        for (size_t k = 0; k < n && st != NULL; k++)
+                if (in[c->idx[k]].ev.seq == 0)
+                        st = NULL;
         if (n == WRITER_CHUNK && st != NULL) {
                 /* Codes first: a new name must outlive a rollback to the savepoint. */
                 for (size_t k = 0; k < n; k++)
@@ -723,8 +771,15 @@ static int chunk_flush(struct store_writer *w, struct chunk *c, const struct wri
                 if (sqlite3_changes(p->db) == (int)n) {
                         if ((rc = step_done(p->st[ST_RELEASE])) != SQLITE_OK)
                                 return fail_sql(w, p, rc, "release savepoint");
-                        for (size_t k = 0; k < n; k++)
+                        for (size_t k = 0; k < n; k++) {
+                                const struct event_view *ev = &in[c->idx[k]].ev;
+
+                                /* Every row went in under its seq. */
+                                rc = event_blocks(p, (int64_t)ev->seq, ev->timestamp_ms, &codes[k]);
+                                if (rc < 0)
+                                        return rc;
                                 results[c->idx[k]] = WRITER_STORED;
+                        }
                         w->c.events += n;
                         p->last = in[c->idx[n - 1]].next;
                         return 0;

@@ -117,6 +117,7 @@ struct writer_counters {
         uint64_t duplicates;            /* events whose id the partition had */
         uint64_t replayed;              /* records skipped because their partition had them */
         uint64_t rejects, windows, late; /* rows written (upserts count once each) */
+        uint64_t blocks;                /* blocks rows written (blocks.h) */
         uint64_t seq_moved;             /* events stored under a fresh rowid: their seq was taken */
         uint64_t chunk_retries;         /* multi-row inserts redone row by row (a conflict in them) */
         uint64_t foreign_positions;     /* files opened whose position was of another ring */

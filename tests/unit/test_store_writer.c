@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "event.h"
 #include "partition.h"
+#include "schema.h"
 #include "writer.h"
 
 TestSuite(store_writer);
@@ -144,6 +145,40 @@ static int64_t q64(int64_t ts, const char *sql)
         return v;
 }
 
+/*
+ * The blocks of the partition of ts keep their promises (schema.h, blocks.h):
+ * every event lies inside a block of its type and one of its source, by time
+ * and by rowid; no block spans more than SCHEMA_BLOCK_SPAN_MS; each block
+ * starts and ends on an event of its code.
+ */
+#define TEXT_OF(x) #x
+#define TEXT_OF_VALUE(x) TEXT_OF(x)
+#define SPAN_TEXT TEXT_OF_VALUE(SCHEMA_BLOCK_SPAN_MS)
+
+static void blocks_ok(int64_t ts)
+{
+        static const char *const uncovered[] = {
+                "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM blocks b"
+                " WHERE b.kind = 1 AND b.code = e.type AND e.ts BETWEEN b.ts_lo AND b.ts_hi"
+                " AND e.rid BETWEEN b.rid_lo AND b.rid_hi)",
+                "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM blocks b"
+                " WHERE b.kind = 2 AND b.code = e.source AND e.ts BETWEEN b.ts_lo AND b.ts_hi"
+                " AND e.rid BETWEEN b.rid_lo AND b.rid_hi)",
+                "SELECT count(*) FROM blocks WHERE ts_hi - ts_lo > " SPAN_TEXT
+                " OR ts_hi < ts_lo OR rid_hi < rid_lo",
+                "SELECT count(*) FROM blocks b WHERE NOT EXISTS (SELECT 1 FROM events e"
+                " WHERE e.rid = b.rid_lo AND ((b.kind = 1 AND e.type = b.code)"
+                " OR (b.kind = 2 AND e.source = b.code)))",
+                "SELECT count(*) FROM blocks b WHERE NOT EXISTS (SELECT 1 FROM events e"
+                " WHERE e.rid = b.rid_hi AND ((b.kind = 1 AND e.type = b.code)"
+                " OR (b.kind = 2 AND e.source = b.code)))",
+        };
+
+        for (size_t i = 0; i < sizeof(uncovered) / sizeof(uncovered[0]); i++)
+                cr_assert_eq(q64(ts, uncovered[i]), 0, "%s", uncovered[i]);
+}
+
+/* The partition of ts is sound: SQLite's integrity check, and its blocks (blocks_ok). */
 static void integrity_ok(int64_t ts)
 {
         sqlite3 *db = db_of(ts);
@@ -154,6 +189,7 @@ static void integrity_ok(int64_t ts)
         cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
         sqlite3_finalize(st);
         sqlite3_close(db);
+        blocks_ok(ts);
 }
 
 static int file_exists(int64_t ts)
@@ -1000,4 +1036,5 @@ Test(store_writer, type_and_source_codes_survive_many_names_and_rollbacks, .init
         name_of("x2", "source", got, sizeof(got));
         cr_assert_str_eq(got, "web_app");
         cr_assert_eq(q64(JAN1_2022, "SELECT count(*) FROM events WHERE id = 'gone'"), 0);
+        integrity_ok(JAN1_2022);
 }

@@ -215,6 +215,53 @@ Test(vfs_uring, same_workload_gives_the_same_database_as_unix)
         sqlite3_close(x);
 }
 
+/*
+ * synchronous=NORMAL: each commit's flush starts the writeback of what it
+ * wrote (no fsync, no wait); checkpoints still fsync; with FULL every commit
+ * syncs, so there is nothing to start. Rows and integrity as written.
+ */
+Test(vfs_uring, normal_commits_start_writeback_and_checkpoints_still_sync)
+{
+        struct vfs_uring_counters c0, c1, c2;
+        sqlite3 *db;
+
+        use_uring(0);
+        db = db_open("u.db", VFS, "NORMAL");
+        exec(db, schema);
+        vfs_uring_counters(&c0);
+        for (int64_t b = 0; b < 50; b++) {
+                exec(db, "BEGIN");
+                insert_rows(db, b * 1000 + 1, 1000, 100);
+                exec(db, "COMMIT");
+        }
+        vfs_uring_counters(&c1);
+        cr_assert_geq(c1.writebacks - c0.writebacks, 25u, "%llu writebacks for 50 commits",
+                      (unsigned long long)(c1.writebacks - c0.writebacks));
+        cr_assert_eq(c1.fsyncs, c0.fsyncs, "NORMAL commits issued an fsync");
+        exec(db, "PRAGMA wal_checkpoint(PASSIVE)");
+        vfs_uring_counters(&c2);
+        cr_assert_gt(c2.fsyncs, c1.fsyncs, "the checkpoint did not sync");
+        cr_assert_eq(c2.errors, 0);
+        cr_assert_eq(sqlite3_close(db), SQLITE_OK);
+
+        db = db_open("f.db", VFS, "FULL");
+        exec(db, schema);
+        vfs_uring_counters(&c0);
+        for (int64_t b = 0; b < 10; b++) {
+                exec(db, "BEGIN");
+                insert_rows(db, b * 1000 + 1, 1000, 100);
+                exec(db, "COMMIT");
+        }
+        vfs_uring_counters(&c1);
+        cr_assert_geq(c1.fsyncs - c0.fsyncs, 10u);
+        cr_assert_eq(sqlite3_close(db), SQLITE_OK);
+
+        db = db_open("u.db", "unix", "FULL");
+        assert_integrity_ok(db);
+        cr_assert_eq(one_int(db, "SELECT count(*) FROM t"), 50000);
+        sqlite3_close(db);
+}
+
 Test(vfs_uring, a_transaction_reads_its_own_spilled_writes)
 {
         sqlite3 *db;
