@@ -52,6 +52,8 @@ static void ingest_stats_defs(struct stats_def *defs, char (*names)[STATS_NAME_M
                 { "parse_ns", STATS_HISTOGRAM },
                 /* The api's ?ack=stored: the last api record published, its seq then its end (api.origin). */
                 { "api.seq", STATS_GAUGE }, { "api.origin", STATS_GAUGE },
+                /* Bytes a restart found in the pipe though they were published before it. */
+                { "stdin.resume_skipped_bytes", STATS_COUNTER },
         };
 
         for (int k = EVENT_SRC_STDIN; k < EVENT_SRC_COUNT; k++) {
@@ -88,11 +90,18 @@ static const struct ingest_pstate *ingest_old_state(struct ingest *st, struct in
                 return NULL;
         }
         memcpy(old, ps.data, sizeof(*old));
-        if (old->magic != INGEST_PSTATE_MAGIC) {
+        if (old->magic == INGEST_PSTATE_MAGIC_V1) {
+                struct ingest_pstate_v1 v1;
+
+                memcpy(&v1, ps.data, sizeof(v1));
+                ingest_pstate_from_v1(old, &v1);
+        } else if (old->magic != INGEST_PSTATE_MAGIC) {
                 log_warnx("ingest-process.ring: producer state has magic %#x, not ours; ignoring it",
                           old->magic);
                 return NULL;
         }
+        if ((old->flags & INGEST_PS_CONSUMING) && !(old->flags & INGEST_PS_STDIN))
+                old->flags &= ~INGEST_PS_CONSUMING;
         if (ring_stats(st->out, &rs) == 0 && rs.write != ps.write)
                 log_warnx("ingest-process.ring: %llu records were published after the last saved state; "
                           "sequence numbers may repeat",
@@ -192,7 +201,7 @@ int ingest_open(struct ingest **sp, const struct config *cfg, unsigned flags, in
         st = calloc(1, sizeof(*st));
         if (st == NULL)
                 return why_set(why, whylen, -ENOMEM, "out of memory");
-        st->dirfd = st->epfd = st->devnull = st->priv[0] = st->priv[1] = -1;
+        st->dirfd = st->epfd = st->spill = st->priv[0] = st->priv[1] = -1;
         st->lsn[0].fd = st->lsn[1].fd = -1;
         st->sigw.type = WATCH_SIGNAL;
         st->sigw.fd = -1;
@@ -277,8 +286,8 @@ void ingest_close(struct ingest *st)
         event_parser_destroy(st->parser);
         if (st->epfd >= 0)
                 close(st->epfd);
-        if (st->devnull >= 0)
-                close(st->devnull);
+        if (st->spill >= 0)
+                close(st->spill);
         for (int i = 0; i < 2; i++)
                 if (st->priv[i] >= 0)
                         close(st->priv[i]);
@@ -438,8 +447,12 @@ int ingest_flush(struct ingest *st)
 {
         int err;
 
-        /* A file's or terminal's position moves with the records: it goes out with them. */
-        if (st->in != NULL && st->in->mode != STREAM_TEE)
+        /*
+         * A file's or terminal's position moves with the records: it goes
+         * out with them. A pipe's names the end of the consume that follows
+         * the publishing (INGEST_PS_CONSUMING).
+         */
+        if (st->in != NULL)
                 stdin_state(st);
         st->ps.next_seq = st->seq + 1;
         st->ps.api_pos = st->api_mark.pos;
@@ -454,18 +467,23 @@ int ingest_flush(struct ingest *st)
         }
         st->published = st->ps;
         st->dirty = 0;
-        /* 2. Only now may the pipe forget the bytes: the state moves on with it. */
-        if (st->consume > 0 && stdin_consume(st)) {
-                stdin_state(st);
-                err = ring_publish_state(st->out, &st->ps, sizeof(st->ps));
-                if (err == 0)
-                        st->published = st->ps;
+        /*
+         * 2. Only now may the pipe forget the bytes; then the state says the
+         * consume is done (a kill before that finishes it from the spill file).
+         */
+        if (st->consume > 0) {
+                err = stdin_consume(st);
+                if (err >= 0) {
+                        stdin_state(st);
+                        if (ring_publish_state(st->out, &st->ps, sizeof(st->ps)) == 0)
+                                st->published = st->ps;
+                }
         }
         ingest_count_published(st);
         api_published(st);
         /* 3. The api records' output is published: the api ring may reuse them. */
         api_release(st);
-        return 0;
+        return err < 0 ? err : 0;
 }
 
 void ingest_heartbeat(struct ingest *st)

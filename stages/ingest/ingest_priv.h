@@ -3,6 +3,7 @@
 #ifndef RINGFLOW_INGEST_PRIV_H
 #define RINGFLOW_INGEST_PRIV_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,7 +56,6 @@ struct stream {
         char *hold;             /* the first bytes of an over-long line, for its reject */
         size_t hold_len;
         uint64_t hold_origin;
-        uint64_t skip_end;      /* stream offset of the \n that ended the last over-long line */
         int polled;             /* registered with epoll */
         int edge;               /* registered edge-triggered (we track readiness ourselves) */
         unsigned interest;      /* level-triggered: the events registered now */
@@ -83,24 +83,90 @@ struct ingest_pending {
 /*
  * The producer state published atomically with the records (ring_pstate):
  * exactly RING_PSTATE_MAX bytes. For stdin it describes how far the source
- * is consumed: a pipe up to stdin_off (updated after the splice), a file up
- * to stdin_off (with the records). api_* is the api->ingest mark after the
- * last api record whose output is published.
+ * is consumed: a file up to stdin_off (with the records), a pipe up to
+ * stdin_off once a pending consume is done. api_* is the api->ingest mark
+ * after the last api record whose output is published.
+ *
+ * A pipe's bytes are consumed (spliced into the spill file) only after the
+ * records they hold are published, so the state published with them has
+ * INGEST_PS_CONSUMING: stdin_off and the skip fields already describe the
+ * pipe after the consume of consume_len bytes, which may or may not have
+ * happened when a SIGKILL came. The spill file tells which (source_stdin.c).
+ *
+ * Version 2 ("ING2") made room for consume_len by keeping stdin_dev in 32
+ * bits (Linux's dev_t is 12 bits of major and 20 of minor); a version 1
+ * state ("ING1", the same size) is read with ingest_pstate_from_v1.
  */
-#define INGEST_PSTATE_MAGIC 0x31474e49u         /* "ING1" */
+#define INGEST_PSTATE_MAGIC 0x32474e49u         /* "ING2" */
+#define INGEST_PSTATE_MAGIC_V1 0x31474e49u      /* "ING1" */
 #define INGEST_PS_STDIN 0x1u                    /* stdin_* describe a stream */
 #define INGEST_PS_SKIPPING 0x2u                 /* stdin_off is inside an over-long line */
 #define INGEST_PS_LAST_CR 0x4u                  /* ... whose last byte so far is \r */
+#define INGEST_PS_CONSUMING 0x8u                /* a pipe: the consume_len bytes before stdin_off may be left */
+#define INGEST_PS_V1_FLAGS 0x7u                 /* the flags a version 1 state can have */
 
 struct ingest_pstate {
         uint32_t magic;
         uint32_t flags;
         uint64_t next_seq;
         uint64_t stdin_off;
-        uint64_t stdin_dev, stdin_ino;
+        uint32_t stdin_dev;
+        uint32_t consume_len;           /* INGEST_PS_CONSUMING: bytes of the pending consume */
+        uint64_t stdin_ino;
         uint64_t api_pos, api_count;
         uint64_t skip_origin;           /* INGEST_PS_SKIPPING: where that line began */
 };
+
+/* Version 1: the same fields but a 64-bit stdin_dev and no consume. */
+struct ingest_pstate_v1 {
+        uint32_t magic;
+        uint32_t flags;
+        uint64_t next_seq;
+        uint64_t stdin_off;
+        uint64_t stdin_dev, stdin_ino;
+        uint64_t api_pos, api_count;
+        uint64_t skip_origin;
+};
+
+_Static_assert(sizeof(struct ingest_pstate_v1) == sizeof(struct ingest_pstate),
+               "both versions are one size: the magic tells them apart");
+
+/*
+ * A version 1 state as version 2: never consuming. A stdin_dev that does
+ * not fit 32 bits (not made by Linux) becomes one no stdin matches.
+ */
+static inline void ingest_pstate_from_v1(struct ingest_pstate *ps, const struct ingest_pstate_v1 *v1)
+{
+        ps->magic = INGEST_PSTATE_MAGIC;
+        ps->flags = v1->flags & INGEST_PS_V1_FLAGS;
+        ps->next_seq = v1->next_seq;
+        ps->stdin_off = v1->stdin_off;
+        ps->stdin_dev = v1->stdin_dev <= UINT32_MAX ? (uint32_t)v1->stdin_dev : UINT32_MAX;
+        ps->consume_len = 0;
+        ps->stdin_ino = v1->stdin_dev <= UINT32_MAX ? v1->stdin_ino : 0;
+        ps->api_pos = v1->api_pos;
+        ps->api_count = v1->api_count;
+        ps->skip_origin = v1->skip_origin;
+}
+
+/*
+ * After a restart on the same pipe, from a state with INGEST_PS_CONSUMING:
+ * the spill file's size is the pipe offset its head had reached (every
+ * consumed byte is written at its own pipe offset), so of the consume_len
+ * bytes before end, those from spill_size on are still in the pipe though
+ * they were published. Sets *skip to them and returns 0, or returns
+ * -ERANGE when spill_size lies outside the consume (the file is not the one
+ * the state was written with).
+ */
+static inline int ingest_spill_resume(uint64_t spill_size, uint64_t end, uint32_t consume_len,
+                                      uint64_t *skip)
+{
+        *skip = 0;
+        if (end < consume_len || spill_size < end - consume_len || spill_size > end)
+                return -ERANGE;
+        *skip = end - spill_size;
+        return 0;
+}
 
 _Static_assert(sizeof(struct ingest_pstate) <= RING_PSTATE_MAX, "the state must fit the ring's slot");
 
@@ -124,6 +190,7 @@ enum {
         ST_PARSE_NS,
         ST_API_SEQ,
         ST_API_ORIGIN,
+        ST_STDIN_RESUME_SKIPPED,
         ST_COUNT
 };
 
@@ -132,7 +199,8 @@ struct ingest {
         int exit_on_eof;
         int dirfd;
         int epfd;
-        int devnull;                    /* spliced stdin bytes go here */
+        int spill;                      /* TEE: ingest.stdin.spill, where consumed stdin bytes go */
+        uint64_t spill_punched;         /* TEE: spill bytes before this are a hole */
         int priv[2];                    /* TEE: the private pipe stdin is teed into */
 
         struct ring *out;               /* ingest->process, we produce */
@@ -248,14 +316,17 @@ int stdin_open(struct ingest *st, int fd, const struct ingest_pstate *old, char 
 /* One round of stdin. Returns as stream_read_round. */
 int stdin_round(struct ingest *st, uint64_t *budget);
 
-/* Fills the stdin fields of st->ps for what is consumed from stdin now. */
+/*
+ * Fills the stdin fields of st->ps: for a file or a terminal what is
+ * consumed now; for a pipe the head after the pending consume of
+ * st->consume bytes, flagged INGEST_PS_CONSUMING while there is one.
+ */
 void stdin_state(struct ingest *st);
 
 /*
- * TEE: consumes st->consume published bytes from the pipe. When the batch
- * entered or left an over-long line, it stops at that point first and
- * publishes the state there (see source_stdin.c). Returns 1 if any bytes
- * were consumed.
+ * TEE: consumes st->consume published bytes from the pipe into the spill
+ * file (see source_stdin.c). Returns 1 if any bytes were consumed, 0 if
+ * none, or -errno when the spill file failed (st->fatal, st->fatal_why).
  */
 int stdin_consume(struct ingest *st);
 

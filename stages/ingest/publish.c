@@ -216,9 +216,6 @@ int publish_stream(struct ingest *st, struct stream *s, int eof, uint64_t *budge
                         pos = at;
                         break;
                 }
-                /* Where the skip ended, for a pipe's consume (stdin_consume). */
-                if (k == FRAMER_LONG_END && pos > 0 && s->buf[pos - 1] == '\n')
-                        s->skip_end = s->base + pos - 1;
                 if (*budget != BUCKET_UNLIMITED)
                         (*budget)--;
         }

@@ -248,7 +248,7 @@ static int kill_line(char *buf, size_t cap, unsigned i)
         return snprintf(buf, cap, KILL_FMT, i, i);
 }
 
-Test(ingest_kill, sigkill_on_a_pipe_loses_no_line_and_only_replays_around_a_kill)
+Test(ingest_kill, sigkill_on_a_pipe_loses_no_line_and_repeats_none)
 {
         static const char *const args[] = { "--exit-on-eof", NULL };
         static struct ih_proc p;
@@ -317,6 +317,10 @@ Test(ingest_kill, sigkill_on_a_pipe_loses_no_line_and_only_replays_around_a_kill
         cr_assert_eq(max_seen, PIPE_LINES - 1, "the last line to arrive is %lld", (long long)max_seen);
         cr_assert_eq(ks.unique, PIPE_LINES);
         cr_assert_eq(ks.n, PIPE_LINES + dups);
+        /* The spill file tells a restart what the killed run consumed: nothing is read twice. */
+        cr_assert_eq(dups, 0, "%llu lines were delivered twice", (unsigned long long)dups);
+        cr_assert_eq(origin_shifted, 0, "%u restarts gave origins not equal to the stream offset",
+                     origin_shifted);
         cr_expect_eq(ih_stat_now("seq"), ks.n);
         cr_log_info("pipe, %u lines, %d SIGKILLs: %llu lines delivered twice; %u restarts gave "
                     "origins not equal to the stream offset", PIPE_LINES, KILLS,
@@ -495,7 +499,6 @@ Test(ingest_kill, sigkill_with_the_api_ring_emits_each_api_record_once)
 /* ---- SIGKILL in the middle of an over-long line ---- */
 
 #define SKIP_LINE (64u << 20)
-#define READ_SIZE_DEFAULT (1u << 20)    /* ingest_read_size's default: the test does not set it */
 #define SKIP_AFTER 1000u
 
 static int short_line(char *buf, size_t cap, unsigned i)
@@ -511,7 +514,7 @@ Test(ingest_kill, sigkill_while_skipping_an_overlong_line_resumes_the_skip)
         struct ih_recs recs = { 0 };
         struct ih_sink sink;
         size_t tail_len, len, L = (size_t)short_line(NULL, 0, 0), events = 0, rejects = 0;
-        uint64_t want, shift = 0;
+        uint64_t want;
         char *tail = ih_lines(short_line, SKIP_AFTER, &tail_len), *buf;
         uint64_t bytes;
         int data[2], gate[2];
@@ -562,19 +565,10 @@ Test(ingest_kill, sigkill_while_skipping_an_overlong_line_resumes_the_skip)
                 }
                 snprintf(id, sizeof(id), "s%07zu", events);
                 cr_assert_str_eq(r->id, id, "%s", desc);
-                /*
-                 * A kill of a pipe reader can leave the origins after it
-                 * short by the bytes of one read (README, "What survives a
-                 * crash"): no line is lost, but the byte count restarts from
-                 * what was recorded. The shift is the same for every line.
-                 */
+                /* The origins after the kill are the stream offsets: the restart resumed exactly. */
                 want = SKIP_LINE + 1 + events * L;
-                cr_assert_leq(r->origin, want, "%s", desc);
-                if (events == 0)
-                        shift = want - r->origin;
-                cr_assert_eq(want - r->origin, shift, "origin shift changed: %s", desc);
-                cr_assert_leq(shift, READ_SIZE_DEFAULT, "origin %llu short by more than one read: %s",
-                              (unsigned long long)r->origin, desc);
+                cr_assert_eq(r->origin, want, "origin %llu, want the stream offset %llu: %s",
+                             (unsigned long long)r->origin, (unsigned long long)want, desc);
                 events++;
         }
         cr_assert_geq(rejects, 1, "the long line left no reject");
@@ -670,4 +664,184 @@ Test(ingest_kill, a_half_written_line_longer_than_the_read_size_survives_a_sigki
         /* The first line and 6000 bytes of the second (more than a read), then a pause. */
         half_line_survives_kill(input, len, sizeof(first) - 1 + 6000, args, "r2");
         free(input);
+}
+
+/* ---- a pipe of lines without ids and of invalid lines: exactly once across many kills ---- */
+
+#define NOID_LINES 60000u
+#define NOID_KILLS 30
+#define NOID_BAD_EVERY 7u       /* line i is invalid when i % NOID_BAD_EVERY == 3 */
+#define NOID_FMT "{\"type\":\"noid\",\"source\":\"pipe\",\"data\":{\"n\":\"%07u\"}}\n"
+
+/* Line i: an event without an id, or the same bytes made invalid JSON by its first byte. */
+static int noid_line(char *buf, size_t cap, unsigned i)
+{
+        int n = snprintf(buf, cap, NOID_FMT, i);
+
+        if (buf != NULL && cap > 0 && i % NOID_BAD_EVERY == 3)
+                buf[0] = '[';
+        return n;
+}
+
+struct noid_rec {
+        uint32_t line;
+        uint16_t type;
+        uint64_t seq;
+        uint64_t origin;
+};
+
+struct noid_state {
+        struct noid_rec *v;
+        size_t n, cap;
+};
+
+/* The line number in the bytes "n":"0000123" of a record's data or raw input. */
+static uint32_t noid_number(const char *p, size_t len, uint64_t index)
+{
+        static const char key[] = "\"n\":\"";
+        const char *end = p + len;
+
+        for (; p + sizeof(key) - 1 + 7 <= end; p++)
+                if (memcmp(p, key, sizeof(key) - 1) == 0)
+                        return (uint32_t)strtoul(p + sizeof(key) - 1, NULL, 10);
+        cr_assert_fail("record #%llu holds no line number: %.*s", (unsigned long long)index, (int)len,
+                       end - len);
+        return 0;
+}
+
+static void noid_collect(const struct ih_view *v, void *ctx)
+{
+        struct noid_state *ns = ctx;
+        struct noid_rec r = { .type = v->type };
+
+        if (v->type == EVENT_REC_EVENT) {
+                r.line = noid_number(v->ev.data, v->ev.data_len, v->index);
+                r.seq = v->ev.seq;
+                r.origin = v->ev.origin;
+        } else {
+                r.line = noid_number(v->rj.raw, v->rj.raw_len, v->index);
+                r.seq = v->rj.seq;
+                r.origin = v->rj.origin;
+        }
+        if (ns->n == ns->cap) {
+                ns->cap = ns->cap ? 2 * ns->cap : 4096;
+                ns->v = realloc(ns->v, ns->cap * sizeof(*ns->v));
+                cr_assert(ns->v != NULL);
+        }
+        ns->v[ns->n++] = r;
+}
+
+/*
+ * Takes records until the producer publishes again (its write_count moves
+ * past what it was), so a kill right after lands between a publish and
+ * the consume of its bytes, the instant that used to repeat lines.
+ */
+static void wait_next_publish(struct ih_sink *sink, struct ih_proc *p)
+{
+        int64_t deadline = clock_mono_ns() + IH_TIMEOUT_NS;
+        struct ring_stats st;
+        uint64_t was;
+
+        cr_assert_eq(ring_stats(sink->ring, &st), 0);
+        was = st.write_count;
+        for (;;) {
+                ih_take(sink, SIZE_MAX);
+                cr_assert_eq(ring_stats(sink->ring, &st), 0);
+                if (st.write_count != was)
+                        return;
+                cr_assert(!ih_exited(p), "exited (%d): %s", p->status, ih_stderr(p));
+                cr_assert(clock_mono_ns() < deadline, "nothing was published for %lld s",
+                          (long long)(IH_TIMEOUT_NS / NSEC_PER_SEC));
+        }
+}
+
+/*
+ * The store deduplicates by id, so a line read twice after a kill is
+ * harmless only when it has one. Lines without an id (ingest gives each
+ * read a new one) and invalid lines (a reject has none) must come out of
+ * ingest exactly once: each line once, in order, with its stream offset as
+ * origin, however often and wherever the stage is killed on its pipe.
+ */
+Test(ingest_kill, sigkill_on_a_pipe_emits_lines_without_ids_and_rejects_exactly_once)
+{
+        static const char *const args[] = { "--exit-on-eof", NULL };
+        static struct ih_proc p;
+        struct noid_state ns = { 0 };
+        struct ih_sink sink;
+        uint64_t targets[NOID_KILLS], skipped;
+        unsigned seed = ih_seed(), aimed = 0;
+        size_t len, L = (size_t)noid_line(NULL, 0, 0), bad = 0;
+        size_t dup_events = 0, dup_rejects = 0, lost = 0, shifted = 0;
+        char *buf = ih_lines(noid_line, NOID_LINES, &len);
+        unsigned char *seen = calloc(NOID_LINES, 1);
+        int fd;
+
+        cr_assert(seen != NULL);
+        cr_assert_eq(len, L * NOID_LINES, "lines are of one length");
+        ih_ring_create("ingest", "process", OUT_RING);
+        ih_sink_init(&sink, noid_collect, &ns);
+        /* The test holds the read end across restarts, as the supervisor does. */
+        fd = ih_pipe_feed(buf, len);
+        pick_targets(targets, NOID_KILLS, NOID_LINES / 100, NOID_LINES * 90 / 100, &seed);
+        ih_startv(&p, fd, args);
+        for (unsigned j = 0; j < NOID_KILLS; j++) {
+                ih_take_count(&sink, targets[j], &p, IH_TIMEOUT_NS);
+                /* Two kills in three right after a publish, the others anywhere in the loop. */
+                if (j % 3 != 2) {
+                        wait_next_publish(&sink, &p);
+                        aimed++;
+                } else {
+                        jitter(&seed, 500);
+                }
+                cr_assert(!ih_exited(&p), "ringflow-ingest exited (%d) before kill %u: %s", p.status, j,
+                          ih_stderr(&p));
+                ih_signal(&p, SIGKILL);
+                ih_proc_fini(&p);
+                ih_startv(&p, fd, args);
+        }
+        cr_assert_eq(ih_take_until_exit(&sink, &p, IH_TIMEOUT_NS), 0, "last run: exit %d; stderr:\n%s",
+                     p.status, ih_stderr(&p));
+        ih_reap_writers();
+
+        /* First what went wrong, if anything, in numbers; then record by record. */
+        for (size_t i = 0; i < ns.n; i++) {
+                const struct noid_rec *r = &ns.v[i];
+
+                cr_assert_lt(r->line, NOID_LINES, "record #%zu: line %u", i, r->line);
+                if (seen[r->line]++ && r->type == EVENT_REC_REJECT)
+                        dup_rejects++;
+                else if (seen[r->line] > 1)
+                        dup_events++;
+                if (r->origin != (uint64_t)r->line * L)
+                        shifted++;
+        }
+        for (unsigned i = 0; i < NOID_LINES; i++)
+                lost += seen[i] == 0;
+        cr_log_info("%zu records for %u lines: %zu events and %zu rejects emitted twice or more, %zu "
+                    "lines lost, %zu origins not the line's stream offset", ns.n, NOID_LINES, dup_events,
+                    dup_rejects, lost, shifted);
+        cr_expect_eq(dup_events + dup_rejects, 0, "lines without an id or invalid were emitted twice");
+        for (size_t i = 0; i < ns.n && i < NOID_LINES; i++) {
+                const struct noid_rec *r = &ns.v[i];
+                int invalid = i % NOID_BAD_EVERY == 3;
+
+                cr_assert_eq(r->line, i, "record #%zu is line %u, want line %zu: a line %s", i, r->line, i,
+                             r->line < i ? "was emitted twice" : "was lost");
+                cr_assert_eq(r->type, invalid ? EVENT_REC_REJECT : EVENT_REC_EVENT,
+                             "line %zu: record type %u", i, r->type);
+                cr_assert_eq(r->origin, i * L, "line %zu: origin %llu, want its stream offset %zu", i,
+                             (unsigned long long)r->origin, i * L);
+                cr_assert_eq(r->seq, i + 1, "line %zu: seq %llu", i, (unsigned long long)r->seq);
+                bad += (size_t)invalid;
+        }
+        cr_assert_eq(ns.n, NOID_LINES, "%zu records for %u lines", ns.n, NOID_LINES);
+        skipped = ih_stat_now("stdin.resume_skipped_bytes");
+        cr_log_info("pipe, %u lines (%zu invalid), %d SIGKILLs (%u right after a publish): each line "
+                    "once; restarts skipped %llu published bytes still in the pipe", NOID_LINES, bad,
+                    NOID_KILLS, aimed, (unsigned long long)skipped);
+        close(fd);
+        ih_sink_fini(&sink);
+        free(seen);
+        free(ns.v);
+        free(buf);
 }
