@@ -3,7 +3,6 @@
 #include "autoconf.h"
 
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,6 +20,7 @@
 
 #include "api_harness.h"
 #include "stats.h"
+#include "test_tmpdir.h"
 #include "why.h"
 
 #define ARGS_MAX 40
@@ -48,10 +48,6 @@ void ah_setup(void)
 
 void ah_teardown(void)
 {
-        char path[PATH_MAX * 2];
-        struct dirent *de;
-        DIR *d;
-
         for (unsigned i = 0; i < nprocs; i++) {
                 if (procs[i] > 0) {
                         kill(procs[i], SIGKILL);
@@ -60,17 +56,7 @@ void ah_teardown(void)
                 close(outs[i]);
         }
         nprocs = 0;
-        d = opendir(ah_data_dir);
-        if (d != NULL) {
-                while ((de = readdir(d)) != NULL) {
-                        if (de->d_name[0] == '.')
-                                continue;
-                        snprintf(path, sizeof(path), "%s/%s", ah_data_dir, de->d_name);
-                        unlink(path);
-                }
-                closedir(d);
-                rmdir(ah_data_dir);
-        }
+        test_rmdir_flat(ah_data_dir);
         test_instance_fini(&ah_ti);
 }
 

@@ -3,7 +3,6 @@
 #include "autoconf.h"
 
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,6 +20,7 @@
 
 #include "ringflowd_harness.h"
 #include "stats.h"
+#include "test_tmpdir.h"
 #include "why.h"
 
 #define RF_CHILDREN_MAX 16
@@ -52,25 +52,6 @@ void rf_setup(void)
         rf_mkdtemp(rf_stage_dir, sizeof(rf_stage_dir), "stages");
 }
 
-/* Removes the files of dir, then dir (both temp dirs hold only files). */
-static void rf_rmdir(const char *dir)
-{
-        char path[8192];
-        struct dirent *de;
-        DIR *d = opendir(dir);
-
-        if (d == NULL)
-                return;
-        while ((de = readdir(d)) != NULL) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-                unlink(path);
-        }
-        closedir(d);
-        rmdir(dir);
-}
-
 void rf_teardown(void)
 {
         for (int i = 0; i < RF_CHILDREN_MAX; i++) {
@@ -80,8 +61,9 @@ void rf_teardown(void)
                         rf_children[i] = 0;
                 }
         }
-        rf_rmdir(rf_data_dir);
-        rf_rmdir(rf_stage_dir);
+        /* Both temp dirs hold only files. */
+        test_rmdir_flat(rf_data_dir);
+        test_rmdir_flat(rf_stage_dir);
         test_instance_fini(&rf_ti);
 }
 

@@ -26,6 +26,7 @@
 #include "ring.h"
 #include "stats.h"
 #include "test_instance.h"
+#include "test_tmpdir.h"
 #include "why.h"
 
 #define WAIT_NS (50 * NSEC_PER_SEC)     /* upper bound of any one wait */
@@ -44,24 +45,6 @@ struct proc {
         int errfd;              /* memfd with its stderr and stdout */
         int status;             /* exit status or 128 + signal; -1 while running */
 };
-
-static void rm_dir(const char *dir)
-{
-        char path[PATH_MAX * 2];
-        struct dirent *de;
-        DIR *d = opendir(dir);
-
-        if (d == NULL)
-                return;
-        while ((de = readdir(d)) != NULL) {
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-                unlink(path);
-        }
-        closedir(d);
-        rmdir(dir);
-}
 
 static void setup(void)
 {
@@ -87,7 +70,7 @@ static void teardown(void)
                         children[i] = 0;
                 }
         }
-        rm_dir(data_dir);
+        test_rmdir_flat(data_dir);
         test_instance_fini(&ti);
 }
 

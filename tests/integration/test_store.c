@@ -4,7 +4,6 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +26,7 @@
 #include "ring.h"
 #include "stats.h"
 #include "test_instance.h"
+#include "test_tmpdir.h"
 #include "why.h"
 
 #define WAIT_NS (20 * NSEC_PER_SEC)     /* upper bound of any one wait */
@@ -54,27 +54,13 @@ static void setup(void)
 
 static void teardown(void)
 {
-        DIR *d;
-        struct dirent *de;
-        char path[PATH_MAX * 2];
-
         if (child > 0) {
                 kill(child, SIGKILL);
                 waitpid(child, NULL, 0);
                 child = 0;
         }
-        d = opendir(data_dir);
-        if (d != NULL) {
-                /* The data directory holds only files: the partitions and their -wal/-shm. */
-                while ((de = readdir(d)) != NULL) {
-                        if (de->d_name[0] == '.')
-                                continue;
-                        snprintf(path, sizeof(path), "%s/%s", data_dir, de->d_name);
-                        unlink(path);
-                }
-                closedir(d);
-                rmdir(data_dir);
-        }
+        /* The data directory holds only files: the partitions and their -wal/-shm. */
+        test_rmdir_flat(data_dir);
         test_instance_fini(&ti);
 }
 

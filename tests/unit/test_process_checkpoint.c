@@ -23,6 +23,7 @@
 #include "ring.h"
 #include "stats.h"
 #include "test_instance.h"
+#include "test_tmpdir.h"
 #include "why.h"
 
 static char dir[PATH_MAX];
@@ -42,19 +43,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        char path[PATH_MAX * 2];
-        struct dirent *de;
-        DIR *d = opendir(dir);
-
-        while (d != NULL && (de = readdir(d)) != NULL) {
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-                unlink(path);
-        }
-        if (d != NULL)
-                closedir(d);
-        rmdir(dir);
+        test_rmdir_flat(dir);
         close(dirfd_);
         if (ti.dirfd >= 0)
                 test_instance_fini(&ti);

@@ -16,6 +16,7 @@
 #include "event.h"
 #include "partition.h"
 #include "query.h"
+#include "test_tmpdir.h"
 #include "writer.h"
 
 TestSuite(store_query);
@@ -134,21 +135,7 @@ static void setup(void)
 
 static void rm_tmp(void)
 {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-
-        if (d == NULL)
-                return;
-        while ((de = readdir(d)) != NULL) {
-                char p[512];
-
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-                unlink(p);
-        }
-        closedir(d);
-        rmdir(dir);
+        test_rmdir_flat(dir);
 }
 
 static struct query *open_query(int relist_ms, unsigned max_open)

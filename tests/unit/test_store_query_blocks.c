@@ -4,7 +4,6 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <dirent.h>
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include "partition.h"
 #include "query.h"
 #include "schema.h"
+#include "test_tmpdir.h"
 
 /*
  * These tests do not use the writer: they write events, names and blocks
@@ -63,28 +63,12 @@ static void fx_init(void)
 
 static void fx_fini(void)
 {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-
         free(rows);
         rows = NULL;
         nrows = caprows = 0;
         /* RF_KEEP=1 keeps the files of a failed layout to look at. */
-        if (d == NULL || getenv("RF_KEEP") != NULL) {
-                if (d != NULL)
-                        closedir(d);
-                return;
-        }
-        while ((de = readdir(d)) != NULL) {
-                char p[512];
-
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-                unlink(p);
-        }
-        closedir(d);
-        rmdir(dir);
+        if (getenv("RF_KEEP") == NULL)
+                test_rmdir_flat(dir);
 }
 
 /* Adds a row to the model (written by fx_write, in this order). */

@@ -4,7 +4,6 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -19,6 +18,7 @@
 #include "event.h"
 #include "partition.h"
 #include "schema.h"
+#include "test_tmpdir.h"
 #include "writer.h"
 
 TestSuite(store_writer);
@@ -34,24 +34,9 @@ static void mkdir_tmp(void)
         cr_assert_not_null(mkdtemp(dir));
 }
 
-/* Removes the test directory and whatever is in it (one level). */
 static void rm_tmp(void)
 {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-
-        if (d == NULL)
-                return;
-        while ((de = readdir(d)) != NULL) {
-                char p[512];
-
-                if (de->d_name[0] == '.')
-                        continue;
-                snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-                unlink(p);
-        }
-        closedir(d);
-        rmdir(dir);
+        test_rmdir_flat(dir);
 }
 
 static struct store_writer *open_writer_ring(enum store_durability dur, unsigned max_open,

@@ -215,6 +215,16 @@ Test(vfs_uring, same_workload_gives_the_same_database_as_unix)
         sqlite3_close(x);
 }
 
+/* n transactions of 1000 rows each (ids from 1). */
+static void commit_batches(sqlite3 *db, int64_t n)
+{
+        for (int64_t b = 0; b < n; b++) {
+                exec(db, "BEGIN");
+                insert_rows(db, b * 1000 + 1, 1000, 100);
+                exec(db, "COMMIT");
+        }
+}
+
 /*
  * synchronous=NORMAL: each commit's flush starts the writeback of what it
  * wrote (no fsync, no wait); checkpoints still fsync; with FULL every commit
@@ -229,11 +239,7 @@ Test(vfs_uring, normal_commits_start_writeback_and_checkpoints_still_sync)
         db = db_open("u.db", VFS, "NORMAL");
         exec(db, schema);
         vfs_uring_counters(&c0);
-        for (int64_t b = 0; b < 50; b++) {
-                exec(db, "BEGIN");
-                insert_rows(db, b * 1000 + 1, 1000, 100);
-                exec(db, "COMMIT");
-        }
+        commit_batches(db, 50);
         vfs_uring_counters(&c1);
         cr_assert_geq(c1.writebacks - c0.writebacks, 25u, "%llu writebacks for 50 commits",
                       (unsigned long long)(c1.writebacks - c0.writebacks));
@@ -247,11 +253,7 @@ Test(vfs_uring, normal_commits_start_writeback_and_checkpoints_still_sync)
         db = db_open("f.db", VFS, "FULL");
         exec(db, schema);
         vfs_uring_counters(&c0);
-        for (int64_t b = 0; b < 10; b++) {
-                exec(db, "BEGIN");
-                insert_rows(db, b * 1000 + 1, 1000, 100);
-                exec(db, "COMMIT");
-        }
+        commit_batches(db, 10);
         vfs_uring_counters(&c1);
         cr_assert_geq(c1.fsyncs - c0.fsyncs, 10u);
         cr_assert_eq(sqlite3_close(db), SQLITE_OK);
