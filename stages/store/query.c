@@ -24,8 +24,8 @@
  * 3.40 does not use them as an index range here.
  *
  * A type or source filter: there is no per-event index on either (schema.c:
- * it cost more than the rest of the row), so the rows come from events_ts,
- * filtered by the code, but only inside the time where the code occurs:
+ * the two made writing a row up to twice as dear), so the rows come from
+ * events_ts, filtered by the code, but only inside the time where the code occurs:
  * the union of the time bounds of its blocks (blocks.h). The blocks are
  * read in time order (their primary key by ts_lo, blocks_hi by ts_hi newest
  * first), overlapping bounds merged into one interval, and each interval is
