@@ -34,9 +34,10 @@
  * block's span is at most SCHEMA_BLOCK_SPAN_MS, so blocks reaching into
  * the range are found by an index range on their start (or end) widened by
  * that much. A common code has blocks everywhere: its page reads about
- * limit / share rows of the index; a rare code's blocks are narrow (a run
- * ends after BLOCKS_GAP rows without the code), so its page reads little
- * more than its own rows. With both filters the type's blocks are used and
+ * limit / share rows of the index, and so does a code seen in most
+ * batches however small its share; a code seen once in a while has narrow
+ * blocks (a run ends after BLOCKS_GAP rows without it), so its page reads
+ * little more than the rows around its own. With both filters the type's blocks are used and
  * the source is filtered per row. Each filter combination has its own
  * statement (`?4 IS NULL OR type = ?4` would make every row a candidate).
  *

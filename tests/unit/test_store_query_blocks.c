@@ -34,7 +34,10 @@ TestSuite(store_query_blocks);
 #define NTYPES 5
 #define NSOURCES 3
 
-/* The writer's block rule (the other side of the contract in schema.h). */
+/*
+ * The writer's block rule (blocks.h), with a smaller gap than the writer's
+ * so that the layouts have many narrow blocks, hence many intervals.
+ */
 #define BLOCK_GAP_MAX 64                /* rowid - rid_hi at most, to extend */
 #define BLOCK_ROWS_MAX 1024             /* rows in one block, fewer than this to extend */
 
