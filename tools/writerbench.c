@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "log.h"
 #include "partition.h"
+#include "query.h"
 #include "units.h"
 #include "why.h"
 #include "writer.h"
@@ -26,7 +27,10 @@
  * the cost of many distinct sources (blocks.h) shows. It reports events/s
  * and CPU time per event; under valgrind --tool=callgrind the instruction
  * count divided by --events is a figure that does not move with the load.
- * One day partition in a temporary directory, removed at exit.
+ * Then it times pages of the api's query (query.c) over what it wrote:
+ * newest first, without a filter, with the type of one event in five, and
+ * with one source. One day partition in a temporary directory, removed at
+ * exit.
  */
 
 #define DEFAULT_EVENTS 1000000u
@@ -35,6 +39,7 @@
 #define ID_MAX 40
 #define SOURCE_MAX 24
 #define DATA_MAX 96
+#define PAGES 100                       /* pages timed per query */
 
 enum { OPT_EVENTS = 256, OPT_SOURCES, OPT_DURABILITY };
 
@@ -53,13 +58,14 @@ static void usage(FILE *f)
 "usage: writerbench [options]\n"
 "Drives the store's writer (no ring, no process) with batches of %u events\n"
 "whose sources are drawn at random from N names, into one day partition in a\n"
-"temporary directory under $TMPDIR or /tmp (removed at exit), vfs unix.\n\n"
+"temporary directory under $TMPDIR or /tmp (removed at exit), vfs unix; then\n"
+"times %u pages of 100 events of the query the api uses, newest first.\n\n"
 "  --events N          events (K/M suffixes; default %u)\n"
 "  --sources N         distinct sources (default %u)\n"
 "  --durability D      full | normal (default normal)\n"
 "  --help, --version\n\n"
 "Exit status: 0 done, 1 the writer failed, 100 bad usage, 111 no temporary\n"
-"directory.\n", BATCH, DEFAULT_EVENTS, DEFAULT_SOURCES);
+"directory.\n", BATCH, PAGES, DEFAULT_EVENTS, DEFAULT_SOURCES);
 }
 
 /* One batch's events and the strings they point to. */
@@ -105,6 +111,47 @@ static void fill(struct batch *b, unsigned n, uint64_t seq, int64_t t0, unsigned
                 b->ev[i].next.pos = s * 64;
                 b->ev[i].next.count = s;
         }
+}
+
+static int count_row(void *arg, const struct query_event *ev)
+{
+        (void)ev;
+        ++*(uint64_t *)arg;
+        return 0;
+}
+
+/* Times PAGES pages of 100 of a query over dir (type and source may be NULL); prints the mean. */
+static void time_pages(const char *dir, const char *type, const char *source)
+{
+        struct query_opts qo = { .data_dir = dir };
+        struct query_events_req r = { .from_ms = 0, .to_ms = INT64_MAX, .type = type,
+                                      .source = source, .limit = 100 };
+        char cursor[QUERY_CURSOR_MAX] = "", why[WHY_MAX + 4096];
+        struct query_page pg = { 0, 0, "" };
+        struct query *q = NULL;
+        uint64_t rows = 0;
+        int64_t t;
+        int pages = 0;
+
+        if (query_create(&q, &qo, why, sizeof(why)) != 0) {
+                log_warnx("%s", why);
+                return;
+        }
+        t = clock_mono_ns();
+        do {
+                r.cursor = cursor;
+                if (query_events(q, &r, count_row, &rows, &pg, why, sizeof(why)) != 0) {
+                        log_warnx("%s", why);
+                        break;
+                }
+                snprintf(cursor, sizeof(cursor), "%s", pg.next);
+        } while (pg.more && ++pages < PAGES);
+        t = clock_mono_ns() - t;
+        fprintf(stderr, "writerbench: pages of 100, newest first, %s%s%s: %" PRIu64 " rows in %.1f ms, "
+                "%.0f us a page\n", type ? "type " : source ? "source " : "no filter",
+                type ? type : "", source ? source : "", rows, (double)t / 1e6,
+                (double)t / 1e3 / (pages < PAGES ? pages + 1 : PAGES));
+        query_destroy(q);
 }
 
 static double cpu_s(void)
@@ -184,6 +231,11 @@ int main(int argc, char **argv)
                 o.durability == STORE_DURABILITY_FULL ? "full" : "normal", (double)c.events / wall,
                 (cpu_s() - cpu0) * 1e6 / (double)(c.events ? c.events : 1), c.blocks, c.commits);
         writer_destroy(w);
+        if (rc == 0) {
+                time_pages(dir, NULL, NULL);
+                time_pages(dir, "purchase", NULL);
+                time_pages(dir, NULL, "host-0");
+        }
         bench_remove_tree(dir);
         free(b);
         return rc != 0;
