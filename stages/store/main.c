@@ -67,8 +67,13 @@ int main(int argc, char **argv)
                 fatalx(EXIT_PERMANENT, "unexpected argument \"%s\"; try --help", argv[err]);
         err = store_open(&st, &cfg, m.flags, why, sizeof(why));
         config_fini(&cfg);
+        /*
+         * Bad settings, and a partition file of another schema (-EPROTO:
+         * only moving it away helps), are permanent: a restart would fail
+         * the same way, so ringflowd stops and says why instead of looping.
+         */
         if (err < 0)
-                fatalx(err == -EINVAL ? EXIT_PERMANENT : EXIT_TEMPORARY, "%s", why);
+                fatalx(err == -EINVAL || err == -EPROTO ? EXIT_PERMANENT : EXIT_TEMPORARY, "%s", why);
 
         /*
          * Signals are read once per round, so a stop is seen between
@@ -84,13 +89,13 @@ int main(int argc, char **argv)
                 n = store_do_work(st);
                 if (n < 0) {
                         log_warnx("%s", store_why(st));
-                        status = EXIT_TEMPORARY;
+                        status = n == -EPROTO ? EXIT_PERMANENT : EXIT_TEMPORARY;
                         break;
                 }
                 work += n;
-                if (store_flush(st, 0) < 0) {
+                if ((n = store_flush(st, 0)) < 0) {
                         log_warnx("%s", store_why(st));
-                        status = EXIT_TEMPORARY;
+                        status = n == -EPROTO ? EXIT_PERMANENT : EXIT_TEMPORARY;
                         break;
                 }
                 store_tick(st);

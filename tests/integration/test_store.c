@@ -434,6 +434,32 @@ Test(store, missing_ring_is_temporary_and_create_makes_both_rings)
         proc_fini(&p);
 }
 
+/* A partition of an older schema: permanent (100, no restart loop), the file named. */
+Test(store, a_partition_of_another_schema_is_a_permanent_error_naming_it)
+{
+        char name[64], path[PATH_MAX + 64];
+        sqlite3 *db = NULL;
+        struct proc p;
+        char *err;
+
+        part_name(today_noon_ms(), name, sizeof(name));
+        snprintf(path, sizeof(path), "%s/%s", data_dir, name);
+        cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+        cr_assert_eq(sqlite3_exec(db, "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+                                      "INSERT INTO meta VALUES ('schema_version', 2);"
+                                      "CREATE TABLE position(id INTEGER PRIMARY KEY, ring_pos INTEGER,"
+                                      " ring_count INTEGER, committed_ns INTEGER);",
+                                  NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        store_start(&p, "--create", NULL);
+        cr_assert_eq(proc_wait(&p), 100);
+        err = proc_stderr(&p);
+        cr_assert(strstr(err, name) != NULL && strstr(err, "move the file away") != NULL,
+                  "stderr does not name the file and what to do:\n%s", err);
+        free(err);
+        proc_fini(&p);
+}
+
 Test(store, routes_dedups_and_survives_bad_records)
 {
         static const char garbage[] = "this is no event record at all";
