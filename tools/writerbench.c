@@ -27,10 +27,12 @@
  * the cost of many distinct sources (blocks.h) shows. It reports events/s
  * and CPU time per event; under valgrind --tool=callgrind the instruction
  * count divided by --events is a figure that does not move with the load.
- * Then it times pages of the api's query (query.c) over what it wrote:
- * newest first, without a filter, with the type of one event in five, and
- * with one source. One day partition in a temporary directory, removed at
- * exit.
+ * Then it times pages of the api's query (query.c) over what it wrote,
+ * both orders: without a filter, with the type of one event in five, and
+ * with one source. --jitter moves one event in ten by up to that many ms
+ * either way, as clocks and delays of real producers do, which widens the
+ * blocks a filtered page reads. One day partition in a temporary
+ * directory, removed at exit.
  */
 
 #define DEFAULT_EVENTS 1000000u
@@ -41,12 +43,13 @@
 #define DATA_MAX 96
 #define PAGES 100                       /* pages timed per query */
 
-enum { OPT_EVENTS = 256, OPT_SOURCES, OPT_DURABILITY };
+enum { OPT_EVENTS = 256, OPT_SOURCES, OPT_DURABILITY, OPT_JITTER };
 
 static const struct option long_opts[] = {
         { "events", required_argument, NULL, OPT_EVENTS },
         { "sources", required_argument, NULL, OPT_SOURCES },
         { "durability", required_argument, NULL, OPT_DURABILITY },
+        { "jitter", required_argument, NULL, OPT_JITTER },
         { "help", no_argument, NULL, BENCH_OPT_HELP },
         { "version", no_argument, NULL, BENCH_OPT_VERSION },
         { NULL, 0, NULL, 0 },
@@ -59,10 +62,11 @@ static void usage(FILE *f)
 "Drives the store's writer (no ring, no process) with batches of %u events\n"
 "whose sources are drawn at random from N names, into one day partition in a\n"
 "temporary directory under $TMPDIR or /tmp (removed at exit), vfs unix; then\n"
-"times %u pages of 100 events of the query the api uses, newest first.\n\n"
+"times %u pages of 100 events of the query the api uses, in each order.\n\n"
 "  --events N          events (K/M suffixes; default %u)\n"
 "  --sources N         distinct sources (default %u)\n"
 "  --durability D      full | normal (default normal)\n"
+"  --jitter MS         move one event in ten by up to MS ms either way (default 0)\n"
 "  --help, --version\n\n"
 "Exit status: 0 done, 1 the writer failed, 100 bad usage, 111 no temporary\n"
 "directory.\n", BATCH, PAGES, DEFAULT_EVENTS, DEFAULT_SOURCES);
@@ -84,9 +88,9 @@ static uint64_t next_rand(uint64_t *s)
         return *s;
 }
 
-/* Fills b with n events from seq + 1 on, 100 a millisecond from t0. */
+/* Fills b with n events from seq + 1 on, 100 a millisecond from t0, one in ten moved by up to jitter ms. */
 static void fill(struct batch *b, unsigned n, uint64_t seq, int64_t t0, unsigned sources,
-                 uint64_t *rng)
+                 uint64_t jitter, uint64_t *rng)
 {
         for (unsigned i = 0; i < n; i++) {
                 struct event_view *v = &b->ev[i].ev;
@@ -99,6 +103,8 @@ static void fill(struct batch *b, unsigned n, uint64_t seq, int64_t t0, unsigned
                 memset(v, 0, sizeof(*v));
                 v->seq = s;
                 v->timestamp_ms = t0 + (int64_t)(s / 100);
+                if (jitter > 0 && next_rand(rng) % 10 == 0)
+                        v->timestamp_ms += (int64_t)(next_rand(rng) % (2 * jitter + 1)) - (int64_t)jitter;
                 v->received_ns = t0 * 1000000 + (int64_t)s * 10000;
                 v->id = b->id[i];
                 v->id_len = (uint32_t)strlen(b->id[i]);
@@ -121,11 +127,11 @@ static int count_row(void *arg, const struct query_event *ev)
 }
 
 /* Times PAGES pages of 100 of a query over dir (type and source may be NULL); prints the mean. */
-static void time_pages(const char *dir, const char *type, const char *source)
+static void time_pages(const char *dir, int oldest_first, const char *type, const char *source)
 {
         struct query_opts qo = { .data_dir = dir };
         struct query_events_req r = { .from_ms = 0, .to_ms = INT64_MAX, .type = type,
-                                      .source = source, .limit = 100 };
+                                      .source = source, .limit = 100, .oldest_first = oldest_first };
         char cursor[QUERY_CURSOR_MAX] = "", why[WHY_MAX + 4096];
         struct query_page pg = { 0, 0, "" };
         struct query *q = NULL;
@@ -147,8 +153,9 @@ static void time_pages(const char *dir, const char *type, const char *source)
                 snprintf(cursor, sizeof(cursor), "%s", pg.next);
         } while (pg.more && ++pages < PAGES);
         t = clock_mono_ns() - t;
-        fprintf(stderr, "writerbench: pages of 100, newest first, %s%s%s: %" PRIu64 " rows in %.1f ms, "
-                "%.0f us a page\n", type ? "type " : source ? "source " : "no filter",
+        fprintf(stderr, "writerbench: pages of 100, %s, %s%s%s: %" PRIu64 " rows in %.1f ms, "
+                "%.0f us a page\n", oldest_first ? "oldest first" : "newest first",
+                type ? "type " : source ? "source " : "no filter",
                 type ? type : "", source ? source : "", rows, (double)t / 1e6,
                 (double)t / 1e3 / (pages < PAGES ? pages + 1 : PAGES));
         query_destroy(q);
@@ -167,7 +174,8 @@ int main(int argc, char **argv)
 {
         struct store_writer_opts o = { .unit = PARTITION_DAY, .durability = STORE_DURABILITY_NORMAL };
         const char *tmp = getenv("TMPDIR");
-        uint64_t events = DEFAULT_EVENTS, sources = DEFAULT_SOURCES, seq = 0, rng = 88172645463325252ull;
+        uint64_t events = DEFAULT_EVENTS, sources = DEFAULT_SOURCES, jitter = 0, seq = 0;
+        uint64_t rng = 88172645463325252ull;
         int64_t t0 = 1640995200000LL + 3600000, start;
         struct writer_counters c;
         struct store_writer *w = NULL;
@@ -191,6 +199,10 @@ int main(int argc, char **argv)
                         if (strcmp(optarg, "full") != 0 && strcmp(optarg, "normal") != 0)
                                 fatalx(EXIT_PERMANENT, "--durability %s: expected full or normal", optarg);
                         o.durability = optarg[0] == 'f' ? STORE_DURABILITY_FULL : STORE_DURABILITY_NORMAL;
+                        break;
+                case OPT_JITTER:
+                        if (units_parse_size(optarg, 0, 3600000, &jitter) != 0)
+                                fatalx(EXIT_PERMANENT, "--jitter %s: expected 0 to 3600000 ms", optarg);
                         break;
                 default:
                         bench_opt_other(opt, "writerbench", usage);
@@ -216,7 +228,7 @@ int main(int argc, char **argv)
                 unsigned n = events - seq < BATCH ? (unsigned)(events - seq) : BATCH;
                 struct ring_mark m = { (seq + n) * 64, seq + n };
 
-                fill(b, n, seq, t0, (unsigned)sources, &rng);
+                fill(b, n, seq, t0, (unsigned)sources, jitter, &rng);
                 if ((rc = writer_begin(w)) == 0 && (rc = writer_put_events(w, b->ev, n, b->res)) == 0)
                         rc = writer_commit(w, m);
                 seq += n;
@@ -231,10 +243,10 @@ int main(int argc, char **argv)
                 o.durability == STORE_DURABILITY_FULL ? "full" : "normal", (double)c.events / wall,
                 (cpu_s() - cpu0) * 1e6 / (double)(c.events ? c.events : 1), c.blocks, c.commits);
         writer_destroy(w);
-        if (rc == 0) {
-                time_pages(dir, NULL, NULL);
-                time_pages(dir, "purchase", NULL);
-                time_pages(dir, NULL, "host-0");
+        for (int asc = 0; asc < 2 && rc == 0; asc++) {
+                time_pages(dir, asc, NULL, NULL);
+                time_pages(dir, asc, "purchase", NULL);
+                time_pages(dir, asc, NULL, "host-0");
         }
         bench_remove_tree(dir);
         free(b);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "partition.h"
@@ -740,65 +739,4 @@ Test(store_query_blocks, the_blocks_statements_search_their_indexes, .init = fx_
         }
         cr_assert_eq(seen, 7);
         sqlite3_close(db);
-}
-
-/*
- * Not a test of correctness: the time of 1000 pages of 100 rows over a
- * file of 1M rows, both orders, without a filter and with a type filter.
- * Runs only with RF_BENCH set to the rows per ms (e.g. RF_BENCH=10: 1M
- * rows over 100 s; a filtered page looks back SCHEMA_BLOCK_SPAN_MS in the
- * blocks, so its cost grows with the density).
- */
-Test(store_query_blocks, bench_pages_over_a_million_rows, .init = fx_init, .fini = fx_fini,
-     .timeout = 600)
-{
-        static const char *const ty[] = { NULL, "view" };
-        const char *env = getenv("RF_BENCH");
-        int64_t per_ms = env != NULL ? atoll(env) : 0, jitter;
-        struct query *q;
-        char why[256] = "";
-
-        if (per_ms <= 0)
-                cr_skip_test("RF_BENCH (rows per ms) not set");
-        rng_state = 42;
-        /* RF_BENCH_JITTER=ms: one row in ten moved by up to that much either way. */
-        jitter = getenv("RF_BENCH_JITTER") != NULL ? atoll(getenv("RF_BENCH_JITTER")) : 0;
-        for (int64_t r = 1; r <= 1000000; r++) {
-                int64_t ts = D0 + 3600000 + r / per_ms;
-
-                if (jitter > 0 && rnd() % 10 == 0)
-                        ts += rnd_in(-jitter, jitter);
-                add(0, r, ts, (int)(rnd() % NTYPES), (int)(rnd() % NSOURCES));
-        }
-        fx_write();
-        cr_log_info("bench: %lld rows/ms, jitter %lld ms, %lld blocks", (long long)per_ms,
-                    (long long)jitter, (long long)count_sql(0, "SELECT count(*) FROM blocks"));
-        q = open_query();
-        for (int asc = 0; asc < 2; asc++)
-                for (int f = 0; f < 2; f++) {
-                        struct query_events_req r = { .from_ms = 0, .to_ms = INT64_MAX, .type = ty[f],
-                                                      .oldest_first = asc, .limit = 100 };
-                        char cursor[QUERY_CURSOR_MAX] = "";
-                        struct query_page pg;
-                        struct got g = { NULL, 0, 0 };
-                        struct timespec a, b;
-                        double ms;
-
-                        clock_gettime(CLOCK_MONOTONIC, &a);
-                        for (int i = 0; i < 1000; i++) {
-                                r.cursor = cursor;
-                                g.n = 0;
-                                cr_assert_eq(query_events(q, &r, collect, &g, &pg, why, sizeof(why)), 0,
-                                             "%s", why);
-                                cr_assert_eq(pg.rows, 100u);
-                                snprintf(cursor, sizeof(cursor), "%s", pg.next);
-                        }
-                        clock_gettime(CLOCK_MONOTONIC, &b);
-                        ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-                        cr_log_info("bench: 1000 pages of 100, %s, %s: %.1f ms (%.0f us/page)",
-                                    asc ? "oldest first" : "newest first", f ? "type=view" : "no filter",
-                                    ms, ms);
-                        free(g.v);
-                }
-        query_destroy(q);
 }
